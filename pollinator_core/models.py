@@ -47,11 +47,6 @@ class AttributeType(enum.IntEnum):
     ENV = 3
 
 
-def _renamed(json_name: str, **kw: Any) -> Any:
-    """A field whose JSON key is not a valid Python name (``in``, ``out``)."""
-    return attrs.field(metadata={"json": json_name}, **kw)
-
-
 # --- function specs ------------------------------------------------------------------------
 
 
@@ -171,8 +166,9 @@ class Process:
     parents: list[str] = attrs.Factory(list)
     children: list[str] = attrs.Factory(list)
     processgraphid: str = ""
-    in_: list[Any] = _renamed("in", factory=list)
-    out: list[Any] = _renamed("out", factory=list)
+    # "in" is a Python keyword: metadata["json"] names the wire key
+    in_: list[Any] = attrs.field(factory=list, metadata={"json": "in"})
+    out: list[Any] = attrs.field(factory=list)
     errors: list[str] = attrs.Factory(list)
 
 
@@ -381,14 +377,29 @@ def to_dict(obj: Any) -> Any:
     return converter.unstructure(obj)
 
 
+class ModelError(ValueError):
+    """JSON that does not fit the model; the message names each offending path."""
+
+
+def _structure(data: Any, cl: Any) -> Any:
+    try:
+        return converter.structure(data, cl)
+    except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        if isinstance(exc, cattrs.BaseValidationError):
+            detail = "; ".join(cattrs.transform_error(exc))
+        else:
+            detail = str(exc)
+        raise ModelError(detail) from None
+
+
 def from_dict(cls: type[T], data: Any) -> T:
     """Decode plain JSON data into ``cls`` Go-style (see the module docstring)."""
-    return converter.structure(data, cls)
+    return _structure(data, cls)  # type: ignore[no-any-return]
 
 
 def from_list(cls: type[T], data: Any) -> list[T]:
     """Decode a JSON list of ``cls``; ``null`` is an empty list, as the server often sends."""
-    return [] if data is None else converter.structure(data, list[cls])  # type: ignore[valid-type]
+    return [] if data is None else _structure(data, list[cls])  # type: ignore[valid-type]
 
 
 def dumps(obj: Any, *, indent: int | None = None) -> str:

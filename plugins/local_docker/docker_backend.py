@@ -1,0 +1,200 @@
+"""Run a job as one container on a local Docker engine, through the docker SDK.
+
+The image comes from the job (pulled when missing, or rebuilt from the Dockerfile in the
+project's src when ``rebuild_image``); the executor's per-process storage is bind-mounted at the
+spec's mount point; cpu, memory and GPUs become container limits and device requests. The
+container runs under Docker's init so that SIGTERM reaches the job, and is removed at cleanup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pollinator_core.errors import InfraError, JobFailed
+from pollinator_core.execution import Job, JobState, JobStatus
+from pollinator_core.units import format_memory
+
+from .base import DEFAULT_KILL_GRACE, LocalRuntime, job_env, shell_script
+
+if TYPE_CHECKING:
+    import docker
+
+_BUILD_TAIL = 30
+
+
+def _engine_address() -> str:
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def _explain(exc: Exception) -> str:
+    return str(getattr(exc, "explanation", None) or exc).strip()
+
+
+class DockerBackend(LocalRuntime):
+    """Jobs as containers. Build one with :meth:`connect`, which checks the engine answers."""
+
+    runtime = "docker"
+
+    def __init__(self, client: docker.DockerClient, kill_grace: float = DEFAULT_KILL_GRACE) -> None:
+        super().__init__(kill_grace)
+        self._client = client
+
+    @classmethod
+    def connect(cls, kill_grace: float = DEFAULT_KILL_GRACE) -> DockerBackend:
+        """Connect to the engine named by DOCKER_HOST (default: the local socket)."""
+        import docker
+
+        try:
+            client = docker.from_env(timeout=30, max_pool_size=32)
+            client.ping()
+        except Exception as exc:  # the SDK raises several unrelated types for "no engine"
+            raise InfraError(f"no Docker engine at {_engine_address()}: {_explain(exc)}") from exc
+        return cls(client, kill_grace)
+
+    # --- starting ------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> str:
+        import docker.errors
+        import docker.types
+
+        preamble = self._build(job) if job.rebuild_image else self._ensure_image(job.image)
+        name = f"pollinator-{job.process_id}"
+        with contextlib.suppress(docker.errors.NotFound):
+            # A container left behind by an executor that crashed mid-job holds the name.
+            self._client.api.remove_container(name, force=True)
+        mounts = [
+            docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only)
+            for m in job.mounts
+        ]
+        options: dict[str, Any] = {}
+        if job.cpu_millis:
+            options["nano_cpus"] = job.cpu_millis * 1_000_000
+        if job.mem_bytes:
+            # No swap on top: a job over its limit is OOM-killed and says so, not slowed down.
+            options["mem_limit"] = options["memswap_limit"] = job.mem_bytes
+        if job.gpu_count:
+            options["device_requests"] = [
+                docker.types.DeviceRequest(count=job.gpu_count, capabilities=[["gpu"]])
+            ]
+        try:
+            container = self._client.containers.create(
+                job.image,
+                # One stream, as the process runtime has: Docker reads stdout and stderr from
+                # two pipes, so their relative order would otherwise be lost.
+                ["sh", "-c", "exec 2>&1\n" + shell_script(job)],
+                name=name,
+                environment=job_env(job),
+                mounts=mounts,
+                working_dir=job.workdir or None,
+                labels={"pollinator.process-id": job.process_id},
+                init=True,
+                **options,
+            )
+            container.start()
+        except docker.errors.APIError as exc:
+            raise JobFailed(f"Docker could not start the job's container: {_explain(exc)}") from exc
+        except docker.errors.DockerException as exc:
+            raise InfraError(f"lost the Docker engine: {_explain(exc)}") from exc
+        handle = str(container.id)
+        self._started(handle, job.walltime, preamble)
+        return handle
+
+    def _ensure_image(self, image: str) -> bytes:
+        import docker.errors
+        from docker.utils import parse_repository_tag
+
+        if not image:
+            raise JobFailed("the job names no image (kwargs 'docker-image' is empty)")
+        try:
+            self._client.images.get(image)
+            return b""
+        except docker.errors.ImageNotFound:
+            pass
+        repository, tag = parse_repository_tag(image)
+        try:
+            self._client.images.pull(repository, tag=tag or "latest")
+        except docker.errors.DockerException as exc:
+            raise JobFailed(
+                f"image {image!r} is not on this Docker engine and could not be pulled "
+                f"({_explain(exc)}). Build or load it on the engine (docker build, docker load, "
+                "docker import), or name an image it has in project.yaml (environment.docker)."
+            ) from exc
+        return f"pollinator: pulled image {image}\n".encode()
+
+    def _build(self, job: Job) -> bytes:
+        """Rebuild ``job.image`` from the Dockerfile in the project's src; return the build log."""
+        import docker.errors
+
+        context = Path(job.build_context)
+        if not job.build_context or not (context / "Dockerfile").is_file():
+            raise JobFailed(
+                "rebuildImage is set but the project's src has no Dockerfile "
+                f"(looked in {context}); add cfs/src/Dockerfile or set rebuildImage: false"
+            )
+        try:
+            _, output = self._client.images.build(
+                path=str(context), tag=job.image, rm=True, forcerm=True
+            )
+        except docker.errors.BuildError as exc:
+            tail = "".join(_build_lines(exc.build_log)[-_BUILD_TAIL:])
+            raise JobFailed(f"building image {job.image!r} failed: {exc.msg}\n{tail}") from exc
+        except docker.errors.APIError as exc:
+            raise JobFailed(f"building image {job.image!r} failed: {_explain(exc)}") from exc
+        return "".join(_build_lines(output)).encode()
+
+    # --- following -----------------------------------------------------------------------
+
+    def status(self, handle: str) -> JobStatus:
+        import docker.errors
+
+        try:
+            info = self._client.api.inspect_container(handle)
+        except docker.errors.NotFound:
+            return JobStatus(JobState.FAILED, None, "the job's container disappeared")
+        state = info["State"]
+        if state["Status"] == "created":
+            return JobStatus(JobState.PENDING)
+        if state["Running"]:
+            return JobStatus(JobState.RUNNING)
+        reason = ""
+        if state.get("OOMKilled"):
+            limit = info["HostConfig"].get("Memory") or 0
+            reason = "out of memory: killed by the OOM killer" + (
+                f" (memory limit {format_memory(limit)})" if limit else ""
+            )
+        return self._finished(handle, int(state["ExitCode"]), reason)
+
+    def logs(self, handle: str) -> Iterator[bytes]:
+        preamble = self._take_preamble(handle)
+        if preamble:
+            yield preamble
+        container = self._client.containers.get(handle)
+        # Docker keeps the output from the start, so following after start() loses nothing.
+        yield from container.logs(stream=True, follow=True, stdout=True, stderr=True)
+
+    # --- stopping ------------------------------------------------------------------------
+
+    def _signal(self, handle: str, kill: bool) -> None:
+        import docker.errors
+
+        # An error means the container is gone or not running: stopped either way.
+        with contextlib.suppress(docker.errors.APIError):
+            self._client.api.kill(handle, signal="SIGKILL" if kill else "SIGTERM")
+
+    def cleanup(self, handle: str) -> None:
+        import docker.errors
+
+        self._forget(handle)
+        with contextlib.suppress(docker.errors.NotFound):
+            self._client.api.remove_container(handle, force=True)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _build_lines(log: Any) -> list[str]:
+    return [str(entry["stream"]) for entry in log if isinstance(entry, dict) and "stream" in entry]

@@ -1,0 +1,64 @@
+"""Hook implementations of the built-in local_docker plugin.
+
+It registers executor type ``docker`` (a Docker engine, or host processes when none is
+reachable) and the ``--backend local`` choice (an embedded simulator with this executor).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from pollinator_core.backends import LOCAL, Backend, LocalBackend
+from pollinator_core.errors import InfraError, UsageError
+from pollinator_core.execution import ExecutionBackend
+from pollinator_core.hookspecs import hookimpl
+
+RUNTIMES = ("auto", "docker", "process")
+RUNTIME_ENV = "POLLINATOR_RUNTIME"
+
+
+def make_runtime(runtime: str | None = None) -> ExecutionBackend:
+    """The backend for ``--runtime`` (default: $POLLINATOR_RUNTIME, else ``auto``).
+
+    ``auto`` uses the Docker engine when one answers and otherwise host processes, saying so in
+    one line on stderr.
+    """
+    choice = runtime or os.environ.get(RUNTIME_ENV) or "auto"
+    if choice not in RUNTIMES:
+        raise UsageError(f"unknown runtime {choice!r}; choose one of {', '.join(RUNTIMES)}")
+    if choice != "process":
+        from .docker_backend import DockerBackend
+
+        try:
+            return DockerBackend.connect()
+        except InfraError as exc:
+            if choice == "docker":
+                raise
+            print(
+                f"pollinator: {exc}; running jobs as host processes instead (--runtime process)",
+                file=sys.stderr,
+            )
+    from .process_backend import ProcessBackend
+
+    return ProcessBackend()
+
+
+@hookimpl
+def pollinator_register_executors(
+    register: Callable[[str, Callable[[], ExecutionBackend]], None],
+) -> None:
+    register("docker", make_runtime)
+
+
+@hookimpl
+def pollinator_register_backends(register: Callable[[Backend], None]) -> None:
+    register(
+        LocalBackend(
+            LOCAL,
+            "docker",
+            "This machine, offline: a local Colonies simulator and a Docker (or host process) "
+            "executor, state in .pollinator/local/.",
+        )
+    )

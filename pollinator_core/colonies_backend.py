@@ -1,0 +1,13 @@
+"""Built-in plugin: ``--backend colonies``, a real Colonies server from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pollinator_core.backends import Backend, ColoniesBackend
+from pollinator_core.hookspecs import hookimpl
+
+
+@hookimpl
+def pollinator_register_backends(register: Callable[[Backend], None]) -> None:
+    register(ColoniesBackend())

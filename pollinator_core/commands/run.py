@@ -1,0 +1,88 @@
+"""``pollinator run``."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from pollinator_core.commands import load
+from pollinator_core.errors import UsageError
+from pollinator_core.funcspec import final_function_spec
+from pollinator_core.models import dumps
+
+SNAPSHOT_PLACEHOLDER = "<snapshot-id>"
+COLONY_PLACEHOLDER = "<colony-name>"
+
+
+@click.command()
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the function spec that would be submitted (snapshot id left as a placeholder) "
+    "and stop. Touches no network.",
+)
+@click.option(
+    "--backend",
+    metavar="NAME",
+    help="Where the job runs: local, colonies, or a plugin's backend. Default: project.yaml's "
+    "backend, else colonies when COLONIES_SERVER_HOST is set, else local.",
+)
+@click.option(
+    "-f", "--follow", is_flag=True, help="Stream the job's output, wait for it, fetch results."
+)
+@click.option(
+    "--cancel-on-interrupt",
+    is_flag=True,
+    help="With --follow: Ctrl-C cancels the job instead of detaching from it.",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(["auto", "docker", "process"]),
+    help="Local backends: run jobs in Docker or as host processes. Default: project.yaml's "
+    "local.runtime (auto: Docker when an engine answers).",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    dry_run: bool,
+    backend: str | None,
+    follow: bool,
+    cancel_on_interrupt: bool,
+    runtime: str | None,
+) -> None:
+    """Sync the project, submit it, follow its output and fetch its results.
+
+    \b
+    Exit status: 0 the job succeeded; 1 it failed or was cancelled (its errors and the end of
+    its output are shown); 2 bad usage or project; 3 server, storage or engine unreachable or
+    misconfigured; 130 interrupted. Ctrl-C while following detaches: the job goes on, and the
+    command says how to re-attach or cancel it.
+    """
+    project = load(ctx)
+    if dry_run:
+        colony = os.environ.get("COLONIES_COLONY_NAME") or COLONY_PLACEHOLDER
+        click.echo(dumps(final_function_spec(project, SNAPSHOT_PLACEHOLDER, colony), indent=2))
+        return
+    if cancel_on_interrupt and not follow:
+        raise UsageError("--cancel-on-interrupt only applies with --follow.")
+    from pollinator_core.backends import default_backend, get_backend
+    from pollinator_core.lifecycle import Session, watch
+    from pollinator_core.runs import submit_run
+
+    chosen = get_backend(backend or default_backend(project))
+    conn = chosen.connect(project, runtime=runtime or project.local.runtime)
+    session = Session(project, conn)
+    try:
+        session.note(f"{conn.backend} backend" + (f": {conn.notice}" if conn.notice else ""))
+        record = submit_run(project, conn, quiet=not follow)
+        session.note(f"submitted process {record.process_id}")
+        if not follow:
+            session.note(
+                f"follow it with `pollinator logs -f {record.short_id}`; "
+                f"fetch its results with `pollinator results {record.short_id}`"
+            )
+            return
+        ctx.exit(watch(session, record, cancel_on_interrupt=cancel_on_interrupt))
+    finally:
+        conn.close()

@@ -1,0 +1,39 @@
+"""``pollinator simulator serve``: a local stand-in for a Colonies server."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def simulator() -> None:
+    """A local, Colonies-compatible server for offline use and tests."""
+
+
+@simulator.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=50080, show_default=True, type=int, help="0 picks a free port.")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep state in this SQLite file; a restart then loses nothing acknowledged. "
+    "Default: in memory.",
+)
+@click.option(
+    "--allow-remote", is_flag=True, help="Allow listening on an address beyond this machine."
+)
+def serve(host: str, port: int, db: Path | None, allow_remote: bool) -> None:
+    """Serve the Colonies protocol on HOST:PORT until SIGTERM or Ctrl-C.
+
+    With COLONIES_SERVER_PRVKEY, COLONIES_COLONY_NAME, COLONIES_COLONY_PRVKEY and
+    COLONIES_PRVKEY set, that colony is created (if missing) with COLONIES_PRVKEY as a member.
+    With none set, development keys are generated (and reused on restart with --db) and the
+    `export` lines a shell needs are printed to stdout.
+    """
+    from pollinator_simulator.service import run  # imported here: aiohttp is not needed for --help
+
+    run(host, port, db, allow_remote, os.environ, sys.stdout)

@@ -1,0 +1,80 @@
+"""What ``run --follow`` and ``logs -f`` share: following a run to its end, Ctrl-C, exit codes.
+
+Ctrl-C while following never kills or orphans the job silently: by default it detaches (the job
+goes on; the command prints how to re-attach and how to cancel), or, when asked, it cancels the
+job and says so. Either way the exit status is 130.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pollinator_core.backends import Connection
+from pollinator_core.errors import Interrupted, JobFailed
+from pollinator_core.follow import failure_summary, follow
+from pollinator_core.models import Process, ProcessState
+from pollinator_core.project import Project
+from pollinator_core.runs import RunRecord, forget_snapshot, pull_results
+
+
+class Session:
+    """A connection in use by one command, with its messages to stderr."""
+
+    def __init__(self, project: Project, conn: Connection) -> None:
+        self.project = project
+        self.conn = conn
+        self._executors: dict[str, str] | None = None
+
+    def note(self, message: str) -> None:
+        click.echo(f"pollinator: {message}", err=True)
+
+    def executor_name(self, executor_id: str) -> str:
+        if self._executors is None:
+            executors = self.conn.client.get_executors(self.conn.colony)
+            self._executors = {e.executorid: e.executorname for e in executors}
+        return self._executors.get(executor_id, executor_id[:12])
+
+    def on_state(self, process: Process) -> None:
+        if process.state is ProcessState.WAITING:
+            self.note("waiting for an executor (`pollinator executors` lists them)")
+        elif process.state is ProcessState.RUNNING:
+            self.note(f"running on {self.executor_name(process.assignedexecutorid)}")
+
+
+def watch(
+    session: Session, record: RunRecord, *, cancel_on_interrupt: bool, fetch: bool = True
+) -> int:
+    """Follow the run to its end: its exit status (see the ``run`` help)."""
+    conn = session.conn
+    try:
+        process = follow(conn.client, conn.colony, record.process_id, on_state=session.on_state)
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        if cancel_on_interrupt:
+            conn.client.cancel_process(record.process_id)
+            session.note(f"interrupted: cancelled process {record.process_id}")
+        else:
+            session.note(
+                f"detached; process {record.short_id} goes on.\n"
+                f"  re-attach: pollinator logs -f {record.short_id}\n"
+                f"  cancel:    pollinator cancel {record.short_id}"
+            )
+        return Interrupted.exit_code
+    return finish(session, record, process, fetch=fetch)
+
+
+def finish(session: Session, record: RunRecord, process: Process, *, fetch: bool) -> int:
+    """Report how the run ended (results fetched when ``fetch``); 0 on success, else 1."""
+    if fetch:
+        forget_snapshot(session.conn, record)
+        target, count = pull_results(session.project, session.conn, process)
+        if count or process.state is ProcessState.SUCCESS:
+            where = target.relative_to(session.project.root)
+            session.note(f"results: {where}/ ({count} new file{'s' if count != 1 else ''})")
+    if process.state is ProcessState.SUCCESS:
+        session.note(f"process {record.short_id} succeeded")
+        return 0
+    click.echo("\n".join(failure_summary(process, with_tail=False)), err=True)
+    return JobFailed.exit_code

@@ -1,0 +1,167 @@
+"""The per-tree sync index in the project's state directory: what makes an unchanged sync cheap.
+
+It holds, as one compact JSON document (~1 MB and ~15 ms to load for 10,000 files):
+
+- ``files``: relpath -> (size, mtime_ns, inode, ctime_ns, sha256). A file whose stat key matches
+  is not re-read. Any write changes ctime, so even a same-size change whose mtime was put back
+  is seen. Entries are stored only when their timestamps are older than :data:`RACY_NS` at
+  hashing time, so a write within the filesystem's clock tick after hashing cannot hide.
+- ``base``: relpath -> sha256 both sides agreed on after the last sync (what was last pulled or
+  pushed): a pull uses it to tell a local edit from a stale copy.
+- ``remote``: label -> (revision count, {name: (checksum, size, object)}): the remote listing as
+  this sync left it, reused while the server reports the same count (see docs/sync.md).
+
+``identity`` (server, colony, label) guards ``base`` and ``remote``: when it changes they are
+dropped; the stat cache only describes local files and always stays valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pollinator_core.errors import UsageError
+from pollinator_core.sync.scan import StatKey, stat_key
+
+VERSION = 1
+RACY_NS = 2_000_000_000  # coarser than any filesystem's timestamp granularity (FAT: 2 s)
+_READ = 1 << 20
+
+RemoteFile = tuple[str, int, str]  # checksum, size, object
+RemoteLabel = tuple[int, dict[str, RemoteFile]]  # revision count, name -> file
+
+
+class Index:
+    def __init__(self, path: Path | None, identity: str) -> None:
+        self.path = path
+        self.identity = identity
+        self.files: dict[str, tuple[int, int, int, int, str]] = {}
+        self.base: dict[str, str] = {}
+        self.remote: dict[str, RemoteLabel] = {}
+
+    @classmethod
+    def load(cls, path: Path | None, identity: str) -> Index:
+        index = cls(path, identity)
+        if path is None:
+            return index
+        try:
+            with open(path, "rb") as f:
+                doc = json.load(f)
+        except FileNotFoundError:
+            return index
+        except (OSError, ValueError):
+            return index  # a damaged index only costs a re-hash
+        if not isinstance(doc, dict) or doc.get("version") != VERSION:
+            return index
+        index.files = {k: tuple(v) for k, v in doc.get("files", {}).items()}
+        if doc.get("identity") == identity:
+            index.base = doc.get("base", {})
+            index.remote = {
+                label: (count, {n: tuple(f) for n, f in files.items()})
+                for label, (count, files) in doc.get("remote", {}).items()
+            }
+        return index
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        doc: dict[str, Any] = {
+            "version": VERSION,
+            "identity": self.identity,
+            "files": self.files,
+            "base": self.base,
+            "remote": self.remote,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(doc, f, separators=(",", ":"))
+        os.replace(tmp, self.path)
+
+    def cached_sha(self, rel: str, key: StatKey) -> str | None:
+        entry = self.files.get(rel)
+        if entry is not None and entry[:4] == key:
+            return entry[4]
+        return None
+
+    def prune(self, live: Iterable[str]) -> None:
+        """Forget stat entries of files that no longer exist."""
+        keep = set(live)
+        self.files = {k: v for k, v in self.files.items() if k in keep}
+
+
+@contextlib.contextmanager
+def locked(index_path: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock beside the index for the length of one sync."""
+    if index_path is None:
+        yield
+        return
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(index_path.with_name(index_path.name + ".lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(
+                f"another sync of this directory is running (lock {lock.name}); wait for it"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def hash_file(path: str) -> tuple[str, StatKey]:
+    """SHA-256 of a file and its stat key as of the end of the read (fstat on the same fd)."""
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(_READ):
+            h.update(chunk)
+        key = stat_key(os.fstat(f.fileno()))
+    return h.hexdigest(), key
+
+
+def hash_tree(
+    root: Path,
+    files: dict[str, StatKey],
+    index: Index,
+    *,
+    rehash: bool,
+    workers: int,
+) -> dict[str, str]:
+    """relpath -> sha256 for ``files``, reading only those the index cannot vouch for."""
+    shas: dict[str, str] = {}
+    todo: list[str] = []
+    for rel, key in files.items():
+        sha = None if rehash else index.cached_sha(rel, key)
+        if sha is None:
+            todo.append(rel)
+        else:
+            shas[rel] = sha
+    if not todo:
+        return shas
+
+    def work(rel: str) -> tuple[str, str, StatKey, int]:
+        sha, key = hash_file(os.path.join(root, rel))
+        return rel, sha, key, time.time_ns()
+
+    # hashlib releases the GIL on large buffers: threads use every core for big files.
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
+        results = list(pool.map(work, todo)) if len(todo) > 1 else [work(todo[0])]
+    for rel, sha, key, now in results:
+        shas[rel] = sha
+        if key != files[rel]:
+            files[rel] = key  # written while we read: keep the newest key, trust nothing
+            index.files.pop(rel, None)
+        elif now - max(key[1], key[3]) > RACY_NS:
+            index.files[rel] = (*key, sha)
+        else:
+            index.files.pop(rel, None)
+    return shas

@@ -1,0 +1,277 @@
+"""Carry out a plan: bytes and records moved concurrently, in the order that loses nothing.
+
+- Upload: the object first (content key; skipped when it already exists), then the record, so
+  an interruption can leave an object without a record (the next sync reuses it) but never a
+  record without its object. Small files are read once and their key is the SHA-256 of exactly
+  the bytes sent; a large file must not change while it streams.
+- Removals run after every upload has landed: a rename is new-then-delete, never a gap.
+- Download: into a temporary file in the target directory, SHA-256 checked against the record,
+  then renamed over the target. Targets are checked not to lead outside the tree.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+from pollinator_core.errors import InfraError, PollinatorError, UsageError
+from pollinator_core.models import File
+from pollinator_core.storage import SMALL_OBJECT
+from pollinator_core.sync.index import hash_file
+from pollinator_core.sync.paths import MARKER, label_of, local_target, split
+from pollinator_core.sync.plan import Action, Kind
+from pollinator_core.sync.progress import NoProgress, Progress
+from pollinator_core.sync.scan import StatKey, stat_key
+
+if TYPE_CHECKING:
+    from pollinator_core.client import ColoniesClient
+    from pollinator_core.storage import StorageLocation
+
+_EMPTY_SHA = hashlib.sha256(b"").hexdigest()
+
+
+class ChecksumMismatch(InfraError):
+    """Downloaded bytes do not hash to the record's checksum; nothing was written."""
+
+
+def marker_bytes(label: str) -> bytes:
+    """The empty-directory marker: what the official CLI writes into a synced directory."""
+    return json.dumps({"label": label}).encode()
+
+
+@attrs.define
+class Done:
+    """What was carried out: uploaded/downloaded relpath -> sha, removals, byte counts."""
+
+    uploaded: dict[str, tuple[str, int]] = attrs.Factory(dict)  # relpath -> (sha, size)
+    downloaded: dict[str, str] = attrs.Factory(dict)
+    removed: list[str] = attrs.Factory(list)
+    marked: dict[str, str] = attrs.Factory(dict)  # directory -> marker sha
+    unmarked: list[str] = attrs.Factory(list)
+    mkdirs: list[str] = attrs.Factory(list)
+    bytes_up: int = 0
+    bytes_down: int = 0
+
+
+class Transfer:
+    def __init__(
+        self,
+        client: ColoniesClient,
+        colony: str,
+        root_label: str,
+        storage: StorageLocation,
+        root: Path,
+        *,
+        workers: int,
+        stat_keys: dict[str, StatKey],
+        known_objects: set[str],
+        progress: Progress | None = None,
+    ) -> None:
+        self.client = client
+        self.colony = colony
+        self.root_label = root_label
+        self.storage = storage
+        self.root = root
+        self.workers = workers
+        self.stat_keys = stat_keys
+        self.progress = progress or NoProgress()
+        self.done = Done()
+        self._known = set(known_objects)  # objects that exist
+        self._pending: dict[str, concurrent.futures.Future[None]] = {}
+        self._lock = threading.Lock()
+
+    # --- driver ------------------------------------------------------------------------
+
+    def run(self, actions: list[Action]) -> Done:
+        ups = [a for a in actions if a.kind in (Kind.UPLOAD, Kind.MARK)]
+        removals = [a for a in actions if a.kind in (Kind.REMOVE, Kind.UNMARK)]
+        downs = [a for a in actions if a.kind in (Kind.DOWNLOAD, Kind.MKDIR)]
+        if ups:
+            self.storage.prepare_write()
+            wanted = {self.storage.object_key(a.sha) for a in ups if a.kind is Kind.UPLOAD}
+            self._known |= self.storage.existing(wanted - self._known)
+            self._phase("Uploading", ups, self._upload_or_mark)
+        self._phase("Removing", removals, self._remove)
+        self._phase("Downloading", downs, self._download_or_mkdir)
+        return self.done
+
+    def _phase(self, title: str, actions: list[Action], fn: Callable[[Action], None]) -> None:
+        if not actions:
+            return
+        self.progress.start(title, len(actions), sum(a.size for a in actions))
+        errors: list[tuple[Action, BaseException]] = []
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.workers))
+        try:
+            futures = {pool.submit(fn, a): a for a in actions}
+            for future in concurrent.futures.as_completed(futures):
+                exc = future.exception()
+                if exc is not None:
+                    errors.append((futures[future], exc))
+        finally:
+            # On Ctrl-C: drop what has not started, let running transfers finish cleanly.
+            pool.shutdown(wait=True, cancel_futures=True)
+        if errors:
+            raise _summarise(title, errors, len(actions))
+
+    # --- uploads -----------------------------------------------------------------------
+
+    def _ensure_object(self, sha: str, put: Callable[[str], None]) -> None:
+        """Store the object for ``sha`` once, however many files share the content."""
+        key = self.storage.object_key(sha)
+        with self._lock:
+            if key in self._known:
+                return
+            future = self._pending.get(key)
+            owner = future is None
+            if future is None:
+                future = self._pending[key] = concurrent.futures.Future()
+        if not owner:
+            future.result()
+            return
+        try:
+            put(key)
+        except BaseException as exc:
+            with self._lock:
+                del self._pending[key]
+            future.set_exception(exc)
+            raise
+        with self._lock:
+            self._known.add(key)
+            del self._pending[key]
+        future.set_result(None)
+
+    def _upload_or_mark(self, a: Action) -> None:
+        if a.kind is Kind.MARK:
+            self._mark(a.rel)
+        else:
+            self._upload(a)
+
+    def _upload(self, a: Action) -> None:
+        path = os.path.join(self.root, a.rel)
+        if a.size <= SMALL_OBJECT:
+            with open(path, "rb") as f:
+                data = f.read()
+                key_after = stat_key(os.fstat(f.fileno()))
+            sha = hashlib.sha256(data).hexdigest()
+            size = len(data)
+            self._ensure_object(sha, lambda key: self.storage.put_bytes(key, data))
+        else:
+            sha, size = a.sha, a.size
+            self._ensure_object(sha, lambda key: self.storage.put_file(key, path))
+            key_after = stat_key(os.stat(path))
+            if key_after != self.stat_keys.get(a.rel):
+                raise UsageError(f"{a.rel} changed while it was being uploaded: sync again")
+        subdir, name = split(a.rel)
+        self._add_record(label_of(self.root_label, subdir), name, size, sha)
+        with self._lock:
+            self.done.uploaded[a.rel] = (sha, size)
+            self.done.bytes_up += size
+            self.stat_keys[a.rel] = key_after
+        self.progress.advance(size)
+
+    def _mark(self, d: str) -> None:
+        label = label_of(self.root_label, d)
+        data = marker_bytes(label)
+        sha = hashlib.sha256(data).hexdigest()
+        self._ensure_object(sha, lambda key: self.storage.put_bytes(key, data))
+        self._add_record(label, MARKER, len(data), sha)
+        with self._lock:
+            self.done.marked[d] = sha
+        self.progress.advance(0)
+
+    def _add_record(self, label: str, name: str, size: int, sha: str) -> None:
+        ref = self.storage.reference(self.storage.object_key(sha))
+        self.client.add_file(
+            File(
+                colonyname=self.colony,
+                label=label,
+                name=name,
+                size=size,
+                checksum=sha,
+                checksumalg="SHA256",
+                ref=ref,
+            )
+        )
+
+    # --- removals ----------------------------------------------------------------------
+
+    def _remove(self, a: Action) -> None:
+        assert a.remote is not None
+        self.client.remove_file(self.colony, label=a.remote.label, name=a.remote.name)
+        with self._lock:
+            (self.done.unmarked if a.kind is Kind.UNMARK else self.done.removed).append(a.rel)
+        self.progress.advance(0)
+
+    # --- downloads ---------------------------------------------------------------------
+
+    def _download_or_mkdir(self, a: Action) -> None:
+        if a.kind is Kind.MKDIR:
+            local_target(self.root, a.rel).mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                self.done.mkdirs.append(a.rel)
+            self.progress.advance(0)
+            return
+        assert a.remote is not None
+        rel = a.target or a.rel
+        fetch(self.storage, a.remote.object, a.remote.checksum, a.remote.size, self.root, rel)
+        with self._lock:
+            self.done.downloaded[rel] = a.remote.checksum
+            self.done.bytes_down += a.remote.size
+        self.progress.advance(a.remote.size)
+
+
+def fetch(
+    storage: StorageLocation, object_key: str, checksum: str, size: int, root: Path, rel: str
+) -> None:
+    """Download one object to ``root/rel``: temp file, SHA-256 check, atomic rename."""
+    dest = local_target(root, rel)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_dir() and not dest.is_symlink():
+        raise UsageError(f"cannot download {rel}: a directory of that name exists locally")
+    tmp = dest.with_name(f".{dest.name}.pollinator-{uuid.uuid4().hex[:12]}")
+    try:
+        if size == 0:
+            tmp.write_bytes(b"")  # as the official tools do: an empty file needs no object
+            sha = _EMPTY_SHA
+        elif size <= SMALL_OBJECT:
+            data = storage.get_bytes(object_key)
+            sha = hashlib.sha256(data).hexdigest()
+            if sha == checksum or not checksum:
+                tmp.write_bytes(data)
+        else:
+            storage.get_file(object_key, str(tmp))
+            sha = hash_file(str(tmp))[0]
+        if checksum and sha != checksum:
+            raise ChecksumMismatch(
+                f"{rel}: object {object_key} has SHA-256 {sha}, its record says {checksum}; "
+                f"the local file was left as it was"
+            )
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _summarise(title: str, errors: list[tuple[Action, BaseException]], total: int) -> BaseException:
+    for _, exc in errors:
+        if not isinstance(exc, Exception):
+            return exc  # KeyboardInterrupt, SystemExit: not ours to wrap
+    first = errors[0][1]
+    if len(errors) == 1 and isinstance(first, PollinatorError):
+        return first
+    lines = "; ".join(f"{a.rel}: {_describe(e)}" for a, e in errors[:3])
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    kind = UsageError if all(isinstance(e, UsageError) for _, e in errors) else InfraError
+    return kind(f"{title}: {len(errors)} of {total} failed: {lines}{more}")
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, PollinatorError) else f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,103 @@
+"""``pollinator simulator serve``: a standalone simulator process (a development stack).
+
+Keys come from the environment the official tools use. With COLONIES_SERVER_PRVKEY,
+COLONIES_COLONY_NAME, COLONIES_COLONY_PRVKEY and COLONIES_PRVKEY set, that colony is bootstrapped
+(idempotently) and COLONIES_PRVKEY's ID made a member. With none of them set, keys are generated
+(or, with --db, the ones generated on a previous start are reused), the colony bootstrapped, and
+the ``export`` lines a shell needs are printed to stdout: the one place a key is ever printed,
+because a development stack is what was asked for. COLONIES_SERVER_ID alone only names the server
+owner. Logs go to stderr and never contain keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import logging
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from pollinator_core.crypto import CryptoError, id_from_private_key
+from pollinator_core.errors import InfraError, UsageError
+
+from .bootstrap import DevKeys, bootstrap, keys_from_env
+from .server import Simulator
+from .wire import ApiError
+
+log = logging.getLogger("pollinator_simulator")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _keys(env: Mapping[str, str], sim: Simulator) -> tuple[DevKeys | None, bool]:
+    """The keys to bootstrap, and whether they are development keys to print."""
+    try:
+        keys = keys_from_env(env)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if keys is not None:
+        return keys, False
+    if env.get("COLONIES_SERVER_ID"):
+        return None, False
+    if sim.state.dev_keys is not None:
+        return DevKeys(**sim.state.dev_keys), True
+    keys = DevKeys.generate()
+    sim.state.save_dev_keys(dataclasses.asdict(keys))
+    return keys, True
+
+
+async def serve(host: str, port: int, db: Path | None, env: Mapping[str, str], out: TextIO) -> None:
+    """Run until SIGTERM or SIGINT, then shut down cleanly (committing the database)."""
+    sim = Simulator(env.get("COLONIES_SERVER_ID", ""), db_path=db)
+    try:
+        keys, print_keys = _keys(env, sim)
+        if keys is not None:
+            sim.authz.server_id = keys.server_id
+            bootstrap(sim, keys)
+        port = await sim.start(host, port)
+    except (UsageError, CryptoError, ApiError) as err:
+        await sim.stop()
+        raise UsageError(f"cannot bootstrap the simulator: {err}") from None
+    except OSError as err:
+        await sim.stop()
+        raise InfraError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    if keys is not None and print_keys:
+        out.write("\n".join(keys.export_lines(host, port)) + "\n")
+        out.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("ready (server owner %s...)", sim.authz.server_id[:8])
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await sim.stop()
+
+
+def run(
+    host: str, port: int, db: Path | None, allow_remote: bool, env: Mapping[str, str], out: TextIO
+) -> None:
+    if not allow_remote and not is_loopback(host):
+        raise UsageError(
+            f"refusing to listen on {host}: the simulator is a development server; "
+            "pass --allow-remote to expose it beyond this machine"
+        )
+    if env.get("COLONIES_SERVER_PRVKEY"):
+        try:
+            id_from_private_key(env["COLONIES_SERVER_PRVKEY"])
+        except CryptoError as err:
+            raise UsageError(f"COLONIES_SERVER_PRVKEY: {err}") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(host, port, db, env, out))

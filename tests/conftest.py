@@ -1,0 +1,72 @@
+"""Shared pytest wiring: fixtures for real components and the missing-component policy.
+
+- ``docker_engine`` (session): :class:`infra.components.DockerEngine` (``.client``, ``.image``).
+- ``s3_server`` (session): :class:`infra.components.S3Server` (``.endpoint``, ``.url``, keys,
+  ``.bucket``, ``.env()``), verified with a real signed request.
+- A test marked ``docker``, ``s3``, ``slurm`` or ``k8s`` requires that component even when it does
+  not ask for the fixture; a test asking for the fixture gets the marker.
+- Missing component: skip with the reason; under ``CI=true`` fail instead.
+
+Start the components with tests/infra/docker_up.sh and tests/infra/s3_up.sh (.ci/run does).
+Kept import-light: docker and boto3 load only when a test needs them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from infra.components import (
+    COMPONENTS,
+    DOCKER,
+    FIXTURE_MARKERS,
+    S3,
+    DockerEngine,
+    S3Server,
+    ci_requires_components,
+)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> DockerEngine:
+    """A live Docker engine (SDK client) and the local python3 base image."""
+    return DOCKER.require()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> S3Server:
+    """The test S3 server (Ceph RADOS Gateway) with its credentials and test bucket."""
+    return S3.require()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if ci_requires_components():
+        return "components: CI=true, a missing docker/s3/slurm/k8s component FAILS its tests"
+    return "components: a missing docker/s3/slurm/k8s component skips its tests (CI=true fails)"
+
+
+# tryfirst: the markers must be on the items before `-m` selection runs.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixturenames = getattr(item, "fixturenames", ())
+        for fixture, marker in FIXTURE_MARKERS.items():
+            if fixture in fixturenames and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker, component in COMPONENTS.items():
+        if item.get_closest_marker(marker) is not None:
+            component.require()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    probed = [c for c in COMPONENTS.values() if c.probed]
+    if probed:
+        terminalreporter.section("components")
+        for component in probed:
+            terminalreporter.write_line(f"{component.marker}: {component.status()}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for component in COMPONENTS.values():
+        component.close()

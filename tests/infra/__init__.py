@@ -1,0 +1,1 @@
+"""Test infrastructure: scripts that bring up real components, and their pytest side."""

@@ -1,0 +1,250 @@
+"""Real components the integration tests need, and the one policy for when one is missing.
+
+Policy: a missing component SKIPS its tests with the reason, except under CI (``CI=true``), where
+it FAILS them: a silent skip must never hide a broken backend. Every component goes through
+:meth:`Component.require`, whether a test asks for its fixture or only carries its marker.
+
+The tests get here through tests/conftest.py (fixtures ``docker_engine`` and ``s3_server``);
+import the types from here for annotations: ``from infra.components import S3Server``.
+Heavy libraries (docker, botocore) are imported only when a component is first probed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+
+import pytest
+
+if TYPE_CHECKING:
+    import docker
+
+T = TypeVar("T")
+
+#: Where tests/infra/*.sh keep pid files, logs and env files (the scripts use the same default).
+CI_DIR = Path(os.environ.get("POLLINATOR_CI_DIR", "/tmp/pollinator-ci"))
+#: The base image tests/infra/docker_up.sh builds (python3 on Debian bookworm, no registry).
+DEFAULT_IMAGE = "localhost/pollinator-python:bookworm"
+
+
+class ComponentMissing(Exception):
+    """Raised by a probe: the component is not there; the message says why and how to start it."""
+
+
+def ci_requires_components() -> bool:
+    """True under CI, where a missing component is a failure instead of a skip."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def component_missing(reason: str) -> NoReturn:
+    """Skip the current test with ``reason``, or fail it under CI."""
+    if ci_requires_components():
+        pytest.fail(f"{reason} (CI=true: a missing component fails)", pytrace=False)
+    pytest.skip(reason)
+
+
+class Component(Generic[T]):
+    """A real component, probed once per test session; ``marker`` is its pytest marker."""
+
+    def __init__(
+        self,
+        marker: str,
+        probe: Callable[[], T],
+        close: Callable[[T], None] | None = None,
+    ) -> None:
+        self.marker = marker
+        self._probe = probe
+        self._close = close
+        self._value: T | None = None
+        self._missing: str | None = None
+        self.probed = False
+
+    def require(self) -> T:
+        """The component's handle; skips (or fails under CI) when it is missing."""
+        if not self.probed:
+            self.probed = True
+            try:
+                self._value = self._probe()
+            except ComponentMissing as exc:
+                self._missing = str(exc)
+        if self._missing is not None or self._value is None:
+            component_missing(f"{self.marker}: {self._missing}")
+        return self._value
+
+    def status(self) -> str:
+        """One line for the end-of-session summary."""
+        if not self.probed:
+            return "not needed"
+        return "ok" if self._missing is None else f"MISSING: {self._missing}"
+
+    def close(self) -> None:
+        if self._value is not None and self._close is not None:
+            self._close(self._value)
+        self._value = None
+
+
+# --- Docker -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DockerEngine:
+    """A live Docker engine and the local base image (python3) tests run containers from."""
+
+    client: docker.DockerClient
+    image: str
+
+
+def _probe_docker() -> DockerEngine:
+    hint = "start it with: bash tests/infra/docker_up.sh"
+    try:
+        import docker
+        import docker.errors
+    except ImportError as exc:
+        raise ComponentMissing(f"the docker SDK is not installed ({exc})") from exc
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise ComponentMissing(f"no Docker engine answers ({exc}); {hint}") from exc
+    image = os.environ.get("POLLINATOR_TEST_IMAGE", DEFAULT_IMAGE)
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound as exc:
+        client.close()
+        raise ComponentMissing(f"base image {image} is missing; {hint}") from exc
+    return DockerEngine(client=client, image=image)
+
+
+def _close_docker(engine: DockerEngine) -> None:
+    engine.client.close()
+
+
+# --- S3 (Ceph RADOS Gateway) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """An S3 server with a bucket the tests may write to. Values mean what the official Colonies
+    tools' AWS_S3_* variables mean (``endpoint`` is host:port, without a scheme)."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str = field(repr=False)  # never printed in test output
+    region: str
+    bucket: str
+    tls: bool = False
+
+    @property
+    def url(self) -> str:
+        """The endpoint as a URL, as boto3/s3fs take it (``endpoint_url``)."""
+        return f"{'https' if self.tls else 'http'}://{self.endpoint}"
+
+    def env(self) -> dict[str, str]:
+        """The AWS_S3_* variables for this server (for ``monkeypatch.setenv`` or a subprocess)."""
+        return {
+            "AWS_S3_ENDPOINT": self.endpoint,
+            "AWS_S3_ACCESSKEY": self.access_key,
+            "AWS_S3_SECRETKEY": self.secret_key,
+            "AWS_S3_REGION": self.region,
+            "AWS_S3_BUCKET": self.bucket,
+            "AWS_S3_TLS": "true" if self.tls else "false",
+            "AWS_S3_SKIPVERIFY": "false",
+        }
+
+
+def s3_env_file() -> Path:
+    """The env file tests/infra/s3_up.sh writes; POLLINATOR_TEST_S3_ENV points elsewhere."""
+    return Path(os.environ.get("POLLINATOR_TEST_S3_ENV", str(CI_DIR / "s3.env")))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines (``#`` comments, optional ``export``, optional quotes), as shells write."""
+    values: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _probe_s3() -> S3Server:
+    # Only the dedicated env file, never AWS_S3_* from the caller's shell: those may point at a
+    # real object store, and the tests write and delete objects.
+    path = s3_env_file()
+    hint = "start one with: bash tests/infra/s3_up.sh"
+    if not path.is_file():
+        raise ComponentMissing(f"no S3 env file at {path}; {hint}")
+    env = read_env_file(path)
+    try:
+        server = S3Server(
+            endpoint=env["AWS_S3_ENDPOINT"],
+            access_key=env["AWS_S3_ACCESSKEY"],
+            secret_key=env["AWS_S3_SECRETKEY"],
+            region=env.get("AWS_S3_REGION", "us-east-1"),
+            bucket=env["AWS_S3_BUCKET"],
+            tls=env.get("AWS_S3_TLS", "false").lower() == "true",
+        )
+    except KeyError as exc:
+        raise ComponentMissing(f"{path} lacks {exc.args[0]}; {hint}") from exc
+    _check_s3(server, hint)
+    return server
+
+
+def _check_s3(server: S3Server, hint: str) -> None:
+    """A real signed request: the server answers, accepts the keys, and the bucket exists."""
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError as exc:
+        raise ComponentMissing(f"boto3 is not installed ({exc})") from exc
+    client: Any = boto3.client(
+        "s3",
+        endpoint_url=server.url,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=server.region,
+        config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 1}),
+    )
+    try:
+        client.head_bucket(Bucket=server.bucket)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        if code in {"404", "NoSuchBucket"}:
+            reason = f"bucket {server.bucket} is missing on {server.url}"
+        else:
+            reason = f"S3 at {server.url} refused the test keys ({code})"
+        raise ComponentMissing(f"{reason}; {hint}") from exc
+    except BotoCoreError as exc:
+        raise ComponentMissing(f"no S3 server answers at {server.url} ({exc}); {hint}") from exc
+    finally:
+        client.close()
+
+
+# --- Slurm, Kubernetes: detection arrives with their issues -------------------------------------
+
+
+def _not_yet(what: str) -> Callable[[], Any]:
+    def probe() -> Any:
+        raise ComponentMissing(f"no {what} detection exists yet (tests/infra/components.py)")
+
+    return probe
+
+
+DOCKER: Component[DockerEngine] = Component("docker", _probe_docker, _close_docker)
+S3: Component[S3Server] = Component("s3", _probe_s3)
+SLURM: Component[Any] = Component("slurm", _not_yet("Slurm cluster"))
+K8S: Component[Any] = Component("k8s", _not_yet("Kubernetes cluster"))
+
+#: Marker name -> component: a test with the marker requires the component.
+COMPONENTS: dict[str, Component[Any]] = {c.marker: c for c in (DOCKER, S3, SLURM, K8S)}
+#: Fixture name -> marker: a test using the fixture gets the marker (so ``-m "not docker"`` works).
+FIXTURE_MARKERS: dict[str, str] = {"docker_engine": "docker", "s3_server": "s3"}

@@ -1,0 +1,486 @@
+"""Transport and error handling of the Colonies client, against STUB servers.
+
+The stubs here are deliberately not the simulator: they produce what a healthy server never
+would (hangs, HTML from a proxy, refusals on demand, self-signed TLS) and record exactly what
+the client sent. Method coverage against the real simulator lives in test_client.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import json
+import logging
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pollinator_core.client import (
+    AccessDenied,
+    BadRequest,
+    ColoniesClient,
+    ColoniesError,
+    NotFound,
+    ServerUnavailable,
+)
+from pollinator_core.config import ClientConfig, ConfigError
+from pollinator_core.crypto import generate_private_key, id_from_private_key, recover_id
+from pollinator_core.errors import InfraError
+from pollinator_core.models import File, FunctionSpec, ProcessState
+
+KEY = generate_private_key()
+Reply = tuple[int, bytes]
+
+
+def envelope(payloadtype: str, payload: Any, *, error: bool = False) -> bytes:
+    encoded = base64.b64encode(json.dumps(payload).encode()).decode()
+    return json.dumps({"payloadtype": payloadtype, "payload": encoded, "error": error}).encode()
+
+
+def error_reply(status: int, message: str) -> Reply:
+    return status, envelope("error", {"status": status, "message": message}, error=True)
+
+
+class StubServer:
+    """A stub HTTP(S) server: records each request and answers with ``self.reply(request)``."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None, port: int = 0) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.connections = 0
+        self.reply: Callable[[dict[str, Any]], Reply] = lambda _: (200, envelope("x", {}))
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the pool expects
+            disable_nagle_algorithm = True  # headers and body go out in separate writes
+
+            def setup(self) -> None:
+                stub.connections += 1
+                super().setup()
+
+            def do_GET(self) -> None:
+                self._send((200, b"") if self.path == "/health" else (404, b"no"))
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = json.loads(body)
+                stub.requests.append(request)
+                self._send(stub.reply(request))
+
+            def _send(self, reply: Reply) -> None:
+                status, data = reply
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, *args: Any) -> None:
+                pass  # refused TLS handshakes are the point of some tests
+
+        self.server = Server(("127.0.0.1", port), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(
+                self.server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def payloads(self) -> list[dict[str, Any]]:
+        return [json.loads(base64.b64decode(r["payload"])) for r in self.requests]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    server = StubServer()
+    yield server
+    server.stop()
+
+
+def make_client(port: int, **kw: Any) -> ColoniesClient:
+    kw.setdefault("prvkey", KEY)
+    kw.setdefault("timeout", 5.0)
+    return ColoniesClient(ClientConfig("127.0.0.1", port, **kw))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- envelope and decoding ---------------------------------------------------------------
+
+
+def test_request_is_a_signed_envelope_over_the_base64_payload(stub: StubServer) -> None:
+    stub.reply = lambda _: (200, envelope("getprocessmsg", {"processid": "p1", "state": 2}))
+    process = make_client(stub.port).get_process("p1")
+    assert process.processid == "p1" and process.state is ProcessState.SUCCESS
+    (request,) = stub.requests
+    assert set(request) == {"signature", "payloadtype", "payload"}
+    assert request["payloadtype"] == "getprocessmsg"
+    assert json.loads(base64.b64decode(request["payload"])) == {
+        "processid": "p1",
+        "msgtype": "getprocessmsg",
+    }
+    assert len(request["signature"]) == 130
+    assert recover_id(request["payload"], request["signature"]) == id_from_private_key(KEY)
+
+
+def test_replies_decode_go_style(stub: StubServer) -> None:
+    stub.reply = lambda _: (
+        200,
+        envelope("x", {"ProcessID": "p", "errors": None, "in": None, "extra": 1}),
+    )
+    process = make_client(stub.port).get_process("p")
+    assert (process.processid, process.errors, process.in_) == ("p", [], [])
+    stub.reply = lambda _: (200, envelope("getprocessesmsg", None))
+    assert make_client(stub.port).get_processes("c", ProcessState.WAITING) == []
+
+
+def test_version_and_server_info_go_unsigned(stub: StubServer) -> None:
+    stub.reply = lambda r: (200, envelope(r["payloadtype"], {"buildversion": "v9", "x": 1}))
+    client = ColoniesClient(ClientConfig("127.0.0.1", stub.port))  # no key at all
+    assert client.version() == "v9"
+    assert client.server_info()["x"] == 1
+    assert [r["signature"] for r in stub.requests] == ["", ""]
+
+
+def test_signed_call_without_a_key_is_a_config_error(stub: StubServer) -> None:
+    client = ColoniesClient(ClientConfig("127.0.0.1", stub.port))
+    with pytest.raises(ConfigError, match="COLONIES_PRVKEY"):
+        client.get_colonies()
+    assert stub.requests == []
+
+
+@pytest.mark.parametrize(
+    ("status", "cls", "exit_code"),
+    [
+        (400, BadRequest, 2),
+        (403, AccessDenied, 3),
+        (404, NotFound, 2),
+        (409, ColoniesError, 3),
+        (500, ServerUnavailable, 3),
+    ],
+)
+def test_error_replies_become_typed_exceptions(
+    stub: StubServer, status: int, cls: type[ColoniesError], exit_code: int
+) -> None:
+    stub.reply = lambda _: error_reply(status, "Process with Id\n x not found")
+    with pytest.raises(cls) as info:
+        make_client(stub.port).get_process("x")
+    error = info.value
+    assert type(error) is cls
+    assert (error.status, error.msgtype, error.exit_code) == (status, "getprocessmsg", exit_code)
+    assert error.server_message == "Process with Id x not found"
+    text = str(error)
+    assert "\n" not in text and f"127.0.0.1:{stub.port}" in text and "not found" in text
+    assert isinstance(error, InfraError) == (exit_code == 3 and cls is not ColoniesError)
+
+
+def test_access_denied_names_the_signing_id_not_the_key(stub: StubServer) -> None:
+    stub.reply = lambda _: error_reply(403, "Access denied, not a member of colony")
+    with pytest.raises(AccessDenied) as info:
+        make_client(stub.port).get_colonies()
+    assert id_from_private_key(KEY) in str(info.value)
+    assert KEY not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (502, b"<html><body>502 Bad Gateway</body></html>"),
+        (200, b"<html>a web page</html>"),
+        (200, b'{"payloadtype":"x","payload":"%%% not base64","error":false}'),
+        (302, b""),
+    ],
+)
+def test_replies_that_are_not_colonies_replies(stub: StubServer, status: int, body: bytes) -> None:
+    stub.reply = lambda _: (status, body)
+    with pytest.raises(ServerUnavailable) as info:
+        make_client(stub.port).get_colonies()
+    assert info.value.status == status
+    assert "not a Colonies reply" in str(info.value)
+
+
+# --- assign --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        error_reply(404, "No process available for assignment"),
+        error_reply(408, "Assignment timeout: colony assignments are paused"),
+        error_reply(503, "No processes available: colony assignments are paused"),
+    ],
+)
+def test_assign_returns_none_when_nothing_is_assigned(stub: StubServer, reply: Reply) -> None:
+    stub.reply = lambda _: reply
+    assert make_client(stub.port).assign("c", timeout=1) is None
+
+
+def test_assign_still_raises_on_a_proxy_503(stub: StubServer) -> None:
+    stub.reply = lambda _: (503, b"<html>Service Unavailable</html>")
+    with pytest.raises(ServerUnavailable):
+        make_client(stub.port).assign("c", timeout=1)
+
+
+def test_assign_sends_whole_seconds_and_waits_longer_than_the_long_poll(
+    stub: StubServer,
+) -> None:
+    def slow(_: dict[str, Any]) -> Reply:
+        time.sleep(1.0)  # longer than the client timeout, shorter than the long-poll
+        return 200, envelope("assignprocessmsg", {"processid": "p", "state": 1})
+
+    stub.reply = slow
+    process = make_client(stub.port, timeout=0.5).assign("c", timeout=1.2, cpu="100m", mem="1Gi")
+    assert process is not None and process.state is ProcessState.RUNNING
+    assert stub.payloads() == [
+        {
+            "colonyname": "c",
+            "timeout": 2,
+            "availablecpu": "100m",
+            "availablemem": "1Gi",
+            "msgtype": "assignprocessmsg",
+        }
+    ]
+    stub.reply = lambda _: error_reply(404, "No process available for assignment")
+    make_client(stub.port).assign("c", timeout=0)
+    assert stub.payloads()[-1]["timeout"] == -1  # one attempt: 0 would be a 400
+
+
+# --- unreachable servers -------------------------------------------------------------------
+
+
+def test_connection_refused(caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    client = make_client(port, retries=0)
+    with pytest.raises(ServerUnavailable) as info:
+        client.get_colonies()
+    text = str(info.value)
+    assert text == (
+        f"Cannot reach the Colonies server at 127.0.0.1:{port}: connection failed "
+        "(connection refused)."
+    )
+    assert info.value.exit_code == 3 and isinstance(info.value, InfraError)
+    assert client.health() is False
+
+
+def retry_warnings(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("Retrying" in r.getMessage() for r in caplog.records)
+
+
+def test_reads_are_retried_on_refused_connections(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    client = make_client(free_port(), retries=2)
+    with pytest.raises(ServerUnavailable):
+        client.get_process("p")
+    assert retry_warnings(caplog) == 2
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.submit(FunctionSpec(funcname="f")),
+        lambda c: c.assign("c", 1),
+        lambda c: c.add_log("p", "line"),
+        lambda c: c.add_file(File(name="f")),
+        lambda c: c.close_successful("p"),
+        lambda c: c.close_failed("p", ["boom"]),
+    ],
+    ids=["submit", "assign", "add_log", "add_file", "close_successful", "close_failed"],
+)
+def test_unsafe_calls_are_never_retried(
+    caplog: pytest.LogCaptureFixture, call: Callable[[ColoniesClient], object]
+) -> None:
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    with pytest.raises(ServerUnavailable):
+        call(make_client(free_port(), retries=3))
+    assert retry_warnings(caplog) == 0
+
+
+def test_a_read_survives_a_server_that_comes_up_during_the_retries() -> None:
+    port = free_port()
+    client = make_client(port, retries=4)  # backoff 0, 0.4, 0.8, 1.6 s
+    late: list[StubServer] = []
+    timer = threading.Timer(0.2, lambda: late.append(StubServer(port=port)))
+    timer.start()
+    try:
+        with pytest.raises(ServerUnavailable):
+            client.submit(FunctionSpec())  # refused at once: no retry
+        assert client.get_colonies() == []  # stub default reply: {} -> no colonies
+    finally:
+        timer.join()
+        for server in late:
+            server.stop()
+
+
+def test_read_timeout_is_not_retried() -> None:
+    with socket.socket() as listener:  # accepts TCP connections (backlog), never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(ServerUnavailable) as info:
+            make_client(port, timeout=0.3, retries=3).get_colonies()
+        assert time.monotonic() - started < 1.5
+    assert str(info.value) == (
+        f"Cannot reach the Colonies server at 127.0.0.1:{port}: "
+        "no reply to getcoloniesmsg within 0.3 s."
+    )
+
+
+def test_unknown_host_is_named() -> None:
+    client = ColoniesClient(ClientConfig("no-such-host.invalid", prvkey=KEY, retries=0))
+    with pytest.raises(ServerUnavailable, match=r"no-such-host\.invalid"):
+        client.get_colonies()
+
+
+def test_health(stub: StubServer) -> None:
+    assert make_client(stub.port).health() is True
+
+
+def test_pooled_client_is_thread_safe(stub: StubServer) -> None:
+    stub.reply = lambda r: (
+        200,
+        envelope("x", {"processid": json.loads(base64.b64decode(r["payload"]))["processid"]}),
+    )
+    client = make_client(stub.port)
+    results: list[bool] = []
+
+    def work(n: int) -> None:
+        for i in range(20):
+            pid = f"{n}-{i}"
+            results.append(client.with_key(KEY).get_process(pid).processid == pid)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [True] * 160
+    assert stub.connections <= 16  # keep-alive: connections are reused, not one per call
+
+
+# --- TLS ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made with the openssl command line."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"openssl cannot make a test certificate: {exc}")
+    return cert, key
+
+
+@pytest.fixture
+def tls_stub(self_signed: tuple[Path, Path]) -> Iterator[StubServer]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*self_signed)
+    server = StubServer(tls=context)
+    server.reply = lambda _: (200, envelope("getcoloniesmsg", [{"name": "c"}]))
+    yield server
+    server.stop()
+
+
+def test_self_signed_certificate_is_refused_by_default(tls_stub: StubServer) -> None:
+    client = make_client(tls_stub.port, tls=True, retries=0)
+    with pytest.raises(ServerUnavailable) as info:
+        client.get_colonies()
+    text = str(info.value)
+    assert "TLS failed" in text and "CERTIFICATE_VERIFY_FAILED" in text
+    assert "COLONIES_CA_FILE" in text and "COLONIES_SKIP_TLS_VERIFY" in text
+    assert tls_stub.requests == []
+    assert client.health() is False
+
+
+def test_self_signed_certificate_is_accepted_when_insecure(tls_stub: StubServer) -> None:
+    client = make_client(tls_stub.port, tls=True, insecure=True)
+    assert [c.name for c in client.get_colonies()] == ["c"]
+    assert client.health() is True
+
+
+def test_self_signed_certificate_is_accepted_with_its_ca_file(
+    tls_stub: StubServer, self_signed: tuple[Path, Path]
+) -> None:
+    client = make_client(tls_stub.port, tls=True, ca_file=str(self_signed[0]))
+    assert [c.name for c in client.get_colonies()] == ["c"]
+
+
+def test_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="CA file"):
+        make_client(1, tls=True, ca_file=str(tmp_path / "missing.pem"))
+
+
+def test_tls_client_against_a_plain_http_server(stub: StubServer) -> None:
+    with pytest.raises(ServerUnavailable, match="TLS failed"):
+        make_client(stub.port, tls=True, retries=0).get_colonies()
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+
+def test_private_keys_never_leak(stub: StubServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    colony_key = generate_private_key()
+    config = ClientConfig("127.0.0.1", stub.port, prvkey=KEY, colony_prvkey=colony_key)
+    client = ColoniesClient(config)
+    errors: list[BaseException] = []
+
+    def collect(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except Exception as exc:
+            errors.append(exc)
+
+    for status in (400, 403, 404, 500):
+        stub.reply = functools.partial(lambda s, _: error_reply(s, "refused"), status)
+        collect(client.get_colonies)
+        collect(client.with_key(colony_key).get_colonies)
+    stub.reply = lambda _: (200, b"garbage")
+    collect(client.get_colonies)
+    refused = ColoniesClient(ClientConfig("127.0.0.1", free_port(), prvkey=KEY, retries=1))
+    collect(refused.get_colonies)
+    collect(lambda: refused.submit(FunctionSpec()))
+    collect(lambda: client.with_key(KEY[:-1] + "g"))
+    collect(lambda: ClientConfig("h", prvkey=KEY[:-2]))
+    collect(
+        lambda: ClientConfig.from_env({"COLONIES_SERVER_HOST": "h", "COLONIES_PRVKEY": KEY + "0"})
+    )
+    assert len(errors) == 14
+    texts = [repr(config), str(config), repr(client), caplog.text]
+    texts += ["".join(traceback.format_exception(e)) + repr(e) for e in errors]
+    for text in texts:
+        assert KEY not in text and KEY[:-2] not in text and colony_key not in text
+    assert colony_key not in repr(client.with_key(colony_key))

@@ -1,0 +1,14 @@
+"""An example third-party plugin: it tags every function spec with an environment variable."""
+
+from __future__ import annotations
+
+from pollinator_core.hookspecs import hookimpl
+from pollinator_core.models import FunctionSpec
+from pollinator_core.project import Project
+
+ENV_NAME = "EXAMPLE_PLUGIN"
+
+
+@hookimpl
+def pollinator_function_spec(project: Project, spec: FunctionSpec) -> None:
+    spec.env[ENV_NAME] = f"seen {project.name}"

@@ -23,7 +23,6 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -35,11 +34,18 @@ from pollinator_core.execution import ExecutionBackend, JobState, JobStatus
 from pollinator_core.executor_job import job_from_process
 from pollinator_core.follow import TAIL_MARK
 from pollinator_core.lines import LineAssembler
-from pollinator_core.models import ZERO_TIME, Process, ProcessState
+from pollinator_core.models import Process, ProcessState
+from pollinator_core.timestamps import parse_time
 
 log = logging.getLogger("pollinator.executor")
 
 EXECUTOR_TYPE = "container-executor"
+#: how `--runtime` reaches an execution plugin's factory (which takes no arguments)
+RUNTIME_ENV = "POLLINATOR_RUNTIME"
+ORPHAN_ERROR = (
+    "the executor running this process stopped while it ran (killed, crashed or restarted); "
+    "run it again"
+)
 TAIL_LINES = 30
 #: one addlog message at most; a burst of output becomes several
 MAX_MESSAGE = 64 * 1024
@@ -82,18 +88,7 @@ class _Active:
 
 def _deadline(process: Process) -> float | None:
     """The execdeadline as a time.time() value, or None when the process has none."""
-    if not process.execdeadline or process.execdeadline.startswith(ZERO_TIME[:4]):
-        return None
-    text = process.execdeadline.replace("Z", "+00:00")
-    # Python parses at most microseconds; the server sends nanoseconds.
-    head, dot, frac = text.partition(".")
-    if dot:
-        digits = "".join(c for c in frac if c.isdigit())
-        text = f"{head}.{digits[:6]}{frac[len(digits) :]}"
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
+    return parse_time(process.execdeadline)
 
 
 class Executor:
@@ -123,6 +118,19 @@ class Executor:
         self._idle = threading.Condition(self._lock)
 
     # --- the loop ------------------------------------------------------------------------
+
+    def close_orphans(self) -> int:
+        """Close as FAILED the processes still RUNNING for this executor's key: a previous
+        incarnation died with them. Call before :meth:`serve`; returns how many."""
+        orphans = [
+            p
+            for p in self._client.get_processes(self.settings.colony, ProcessState.RUNNING)
+            if p.assignedexecutorid == self._id
+        ]
+        for process in orphans:
+            log.warning("process %s: closing it, its executor died", process.processid)
+            self._client.close_failed(process.processid, [ORPHAN_ERROR])
+        return len(orphans)
 
     def serve(self) -> None:
         """Assign and run processes until :meth:`stop`; then call :meth:`shutdown`."""

@@ -40,6 +40,8 @@ class CfsStager:
             self._download_snapshot(snapshot.snapshotid, target)
         for entry in process.spec.fs.dirs:
             self._sync(entry, root, pid, keeplocal=entry.onconflicts.onstart.keeplocal)
+            # Made after the sync: an empty directory there would go up as a marker record.
+            host_path(root, substitute(entry.dir, pid)).mkdir(parents=True, exist_ok=True)
 
     def post_sync(self, process: Process, root: Path) -> None:
         for entry in process.spec.fs.dirs:
@@ -47,7 +49,6 @@ class CfsStager:
 
     def _sync(self, entry: SyncDir, root: Path, pid: str, *, keeplocal: bool) -> None:
         local = host_path(root, substitute(entry.dir, pid))
-        local.mkdir(parents=True, exist_ok=True)
         sync_tree(
             self._client,
             self._colony,

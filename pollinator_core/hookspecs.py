@@ -39,7 +39,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec(firstresult=True)
-def pollinator_storage(url: str) -> StorageLocation | None:  # type: ignore[empty-body]
+def pollinator_storage(url: str) -> StorageLocation | None:
     """Return where file bytes for ``url`` live, or None if this plugin does not handle it.
 
     ``url`` is the configured storage URL (``s3://bucket``, ``file:///path``, ``memory://x``,

@@ -7,8 +7,12 @@ job and says so. Either way the exit status is 130.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
+from collections.abc import Iterator
 
+import attrs
 import click
 
 from pollinator_core.backends import Connection
@@ -16,7 +20,8 @@ from pollinator_core.errors import Interrupted, JobFailed
 from pollinator_core.follow import failure_summary, follow
 from pollinator_core.models import Process, ProcessState
 from pollinator_core.project import Project
-from pollinator_core.runs import RunRecord, forget_snapshot, pull_results
+from pollinator_core.runs import RunBook, RunRecord, connect_for, forget_snapshot, pull_results
+from pollinator_core.timestamps import parse_time
 
 
 class Session:
@@ -78,3 +83,50 @@ def finish(session: Session, record: RunRecord, process: Process, *, fetch: bool
         return 0
     click.echo("\n".join(failure_summary(process, with_tail=False)), err=True)
     return JobFailed.exit_code
+
+
+@contextlib.contextmanager
+def open_run(ctx: click.Context, run_id: str | None) -> Iterator[tuple[Session, RunRecord]]:
+    """The run ``run_id`` (an ID prefix; None: the latest) of the command's project, connected
+    to the backend it ran on."""
+    from pollinator_core.commands import load
+
+    project = load(ctx)
+    record = RunBook(project).find(run_id)
+    conn = connect_for(project, record)
+    try:
+        yield Session(project, conn), record
+    finally:
+        conn.close()
+
+
+@attrs.frozen
+class RunRow:
+    """One run as plain data, for ``status`` and ``ps`` (tables and ``--json`` alike)."""
+
+    id: str
+    state: str
+    backend: str
+    submitted: float | None
+    started: float | None
+    ended: float | None
+    duration: float | None
+    executor: str
+    errors: list[str]
+
+
+def process_row(session: Session, record: RunRecord, process: Process) -> RunRow:
+    start, end = parse_time(process.starttime), parse_time(process.endtime)
+    until = end if end is not None or process.state is not ProcessState.RUNNING else time.time()
+    executor = process.assignedexecutorid
+    return RunRow(
+        id=process.processid,
+        state=process.state.name,
+        backend=record.backend,
+        submitted=parse_time(process.submissiontime) or record.submitted,
+        started=start,
+        ended=end,
+        duration=None if start is None or until is None else until - start,
+        executor=session.executor_name(executor) if executor else "",
+        errors=list(process.errors),
+    )

@@ -11,8 +11,8 @@ it over loopback HTTP, exactly as to a real Colonies server.
 Nothing is left RUNNING forever: the agent exits only when idle (no waiting or running process
 for ``POLLINATOR_LOCAL_IDLE`` seconds, default 600) or when stopped (SIGTERM: running jobs get
 a grace period, then are stopped and closed FAILED). If it dies anyway (SIGKILL, a crash, a
-reboot), the next agent closes the processes the old one had been running as FAILED "the local
-agent stopped while this process ran" before it takes new work.
+reboot), the next agent closes the processes the old one had been running as FAILED ("the
+executor running this process stopped while it ran") before it takes new work.
 """
 
 from __future__ import annotations
@@ -47,10 +47,6 @@ DEFAULT_IDLE = 600.0
 START_TIMEOUT = 30.0
 #: seconds running jobs get to finish when the agent is told to stop
 STOP_GRACE = 10.0
-LOST_ERROR = (
-    "the local agent stopped while this process ran (killed, crashed or the machine restarted); "
-    "run it again"
-)
 
 
 @attrs.frozen
@@ -299,15 +295,6 @@ def _bootstrap(base: Any, keys: Keys, executor_type: str) -> str:
     return name
 
 
-def _close_lost(client: Any, executor_id: str) -> None:
-    from pollinator_core.models import ProcessState
-
-    for process in client.get_processes(COLONY, ProcessState.RUNNING, count=100):
-        if process.assignedexecutorid == executor_id:
-            log.warning("closing %s: the agent that ran it is gone", process.processid)
-            client.close_failed(process.processid, [LOST_ERROR])
-
-
 def _retire(where: AgentDir, user: Any) -> bool:
     """Unpublish the agent if it is still idle, with the start lock held so that no command
     connects in between; False when work arrived meanwhile."""
@@ -334,7 +321,7 @@ def run_agent(path: Path, executor_type: str, runtime: str) -> int:
     """The agent process: serve until told to stop or idle for too long."""
     from pollinator_core.client import ColoniesClient
     from pollinator_core.config import ClientConfig
-    from pollinator_core.executor import Executor, ExecutorSettings
+    from pollinator_core.executor import RUNTIME_ENV, Executor, ExecutorSettings
     from pollinator_core.executor_sync import CfsStager
     from pollinator_core.models import ProcessState
     from pollinator_core.plugins import hooks
@@ -351,13 +338,13 @@ def run_agent(path: Path, executor_type: str, runtime: str) -> int:
         base = ColoniesClient(ClientConfig(host="127.0.0.1", port=server.port, colony_name=COLONY))
         executor_client = base.with_key(keys.executor)
         name = _bootstrap(base, keys, executor_type)
-        _close_lost(executor_client, executor_client.signer_id)
-        os.environ["POLLINATOR_RUNTIME"] = runtime  # read by the docker executor's factory
+        os.environ[RUNTIME_ENV] = runtime  # read by the docker executor's factory
         backend = hooks().executor_factories()[executor_type]()
         where.storage.mkdir(parents=True, exist_ok=True)
         stager = CfsStager(executor_client, COLONY, open_storage(str(where.storage)))
         settings = ExecutorSettings(name=name, colony=COLONY, fs_dir=where.fs_dir, max_jobs=4)
         executor = Executor(executor_client, backend, stager, settings)
+        executor.close_orphans()
         serving = threading.Thread(target=executor.serve, name="executor", daemon=True)
         serving.start()
         stop = threading.Event()

@@ -56,7 +56,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "local": ("runtime",),
 }
 
-Path_ = tuple[str | int, ...]  # a key path inside the document: ("conditions", "nodes")
+KeyPath = tuple[str | int, ...]  # a key path inside the document: ("conditions", "nodes")
 
 
 @attrs.frozen
@@ -142,7 +142,7 @@ def load_project(start: Path | None = None, *, directory: Path | None = None) ->
     """Load the project whose project.yaml is in ``directory``, or in ``start`` (default: the
     current directory) or the nearest parent of it, as git finds its repository."""
     if directory is not None:
-        path = directory / PROJECT_FILE
+        path = directory.resolve() / PROJECT_FILE
         if not path.is_file():
             raise ProjectError(
                 f"There is no {PROJECT_FILE} in {directory}. Pass the directory that holds "
@@ -191,7 +191,7 @@ def parse_project(text: str, path: Path) -> Project:
 # --- validation ----------------------------------------------------------------------------
 
 
-def _dotted(path: Path_) -> str:
+def _dotted(path: KeyPath) -> str:
     return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
 
 
@@ -227,16 +227,16 @@ def _quote_hint(key: str, value: object) -> str:
 class _Reader:
     def __init__(self, file: Path) -> None:
         self.file = file
-        self.lines: dict[Path_, int] = {}
+        self.lines: dict[KeyPath, int] = {}
 
     # --- reporting ---
 
-    def where(self, path: Path_) -> str:
+    def where(self, path: KeyPath) -> str:
         while path and path not in self.lines:
             path = path[:-1]
         return f"{self.file} line {self.lines.get(path, 1)}"
 
-    def fail(self, path: Path_, message: str) -> NoReturn:
+    def fail(self, path: KeyPath, message: str) -> NoReturn:
         raise ProjectError(f"{self.where(path)}: {message}")
 
     # --- YAML ---
@@ -281,7 +281,7 @@ class _Reader:
         finally:
             loader.dispose()
 
-    def _index(self, node: yaml.Node, path: Path_, seen: set[int]) -> None:
+    def _index(self, node: yaml.Node, path: KeyPath, seen: set[int]) -> None:
         """Record the line of every key path and refuse duplicate keys (yaml keeps the last)."""
         self.lines.setdefault(path, node.start_mark.line + 1)
         if id(node) in seen:  # an alias: already indexed (and possibly recursive)
@@ -309,7 +309,7 @@ class _Reader:
 
     # --- generic readers ---
 
-    def section(self, data: object, path: Path_) -> dict[str, Any]:
+    def section(self, data: object, path: KeyPath) -> dict[str, Any]:
         """A mapping with only known keys; null or absent is an empty section."""
         if data is None:
             return {}
@@ -324,7 +324,7 @@ class _Reader:
                 self.fail((*path, key), self._unknown(path, key, allowed))
         return data
 
-    def _unknown(self, path: Path_, key: str, allowed: Collection[str]) -> str:
+    def _unknown(self, path: KeyPath, key: str, allowed: Collection[str]) -> str:
         where = f"in {_dotted(path)}" if path else "at the top level"
         message = f"unknown key {key!r} {where}."
         by_lower = {a.lower(): a for a in allowed}
@@ -343,7 +343,7 @@ class _Reader:
         return f"{message} Known keys here: {', '.join(allowed)}."
 
     def integer(
-        self, data: dict[str, Any], path: Path_, key: str, default: int, minimum: int | None
+        self, data: dict[str, Any], path: KeyPath, key: str, default: int, minimum: int | None
     ) -> int:
         if key not in data:
             return default
@@ -362,7 +362,7 @@ class _Reader:
             )
         return value
 
-    def boolean(self, data: dict[str, Any], path: Path_, key: str, default: bool) -> bool:
+    def boolean(self, data: dict[str, Any], path: KeyPath, key: str, default: bool) -> bool:
         value = data.get(key, default)
         if not isinstance(value, bool):
             self.fail(
@@ -373,7 +373,7 @@ class _Reader:
         return value
 
     def string(
-        self, data: dict[str, Any], path: Path_, key: str, default: str, *, required: bool
+        self, data: dict[str, Any], path: KeyPath, key: str, default: str, *, required: bool
     ) -> str:
         """Text; for optional text, null means empty. ``required`` text must not be empty."""
         value = data.get(key, default)
@@ -397,7 +397,7 @@ class _Reader:
     def quantity(
         self,
         data: dict[str, Any],
-        path: Path_,
+        path: KeyPath,
         key: str,
         default: int,
         parse: Callable[[object], int],
@@ -417,7 +417,7 @@ class _Reader:
             problem = f"it is {data[key]!r}, but must be more than zero"
         self.fail((*path, key), f"{where}: {problem}.")
 
-    def string_list(self, data: dict[str, Any], path: Path_, key: str) -> tuple[str, ...]:
+    def string_list(self, data: dict[str, Any], path: KeyPath, key: str) -> tuple[str, ...]:
         value = data.get(key)
         where = _dotted((*path, key))
         if value is None:
@@ -482,7 +482,7 @@ class _Reader:
         )
 
     def conditions(self, data: object) -> ProjectConditions:
-        path: Path_ = ("conditions",)
+        path: KeyPath = ("conditions",)
         section = self.section(data, path)
         gpu = self.section(section.get("gpu"), (*path, "gpu"))
         return ProjectConditions(
@@ -503,7 +503,7 @@ class _Reader:
         )
 
     def environment(self, data: object) -> ProjectEnvironment:
-        path: Path_ = ("environment",)
+        path: KeyPath = ("environment",)
         section = self.section(data, path)
         defaults = ProjectEnvironment()
         source = self.string(section, path, "source", defaults.source, required=False)
@@ -532,7 +532,7 @@ class _Reader:
             self.fail(("env",), f"env must be a mapping of NAME: value, got {_kind(data)}.")
         env: dict[str, str] = {}
         for key, value in data.items():
-            path: Path_ = ("env", str(key))
+            path: KeyPath = ("env", str(key))
             if not isinstance(key, str) or not _ENV_NAME_RE.fullmatch(key):
                 self.fail(
                     path,

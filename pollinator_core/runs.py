@@ -125,6 +125,7 @@ def pull_results(project: Project, conn: Connection, process: Process) -> tuple[
     from pollinator_core.sync.plan import Mode
 
     target = project.result_dir / process.processid
+    target.mkdir(parents=True, exist_ok=True)
     report = sync_tree(
         conn.client,
         conn.colony,
@@ -135,7 +136,6 @@ def pull_results(project: Project, conn: Connection, process: Process) -> tuple[
         boundary=project.root,
         project_root=project.root,
     )
-    target.mkdir(parents=True, exist_ok=True)
     _point_latest(project.result_dir, process.processid)
     return target, len(report.done.downloaded) if report.done else 0
 

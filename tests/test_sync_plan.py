@@ -290,8 +290,12 @@ def test_push_keeps_remote_only_files_unless_delete() -> None:
 
 
 def test_pull_downloads_new_and_changed_and_keeps_local_edits() -> None:
-    local = _local({"same": "1", "stale": "old", "edited": "mine", "never-pulled": "x", "mine": "9"})
-    remote = _remote({"same": "1", "stale": "new", "edited": "theirs", "never-pulled": "y", "n": "5"})
+    local = _local(
+        {"same": "1", "stale": "old", "edited": "mine", "never-pulled": "x", "mine": "9"}
+    )
+    remote = _remote(
+        {"same": "1", "stale": "new", "edited": "theirs", "never-pulled": "y", "n": "5"}
+    )
     base = {"stale": "old", "edited": "before"}
     plan = make_plan(Mode.PULL, local, set(), remote, base)
     assert _summary(plan) == [

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pollinator_core.backends import LOCAL, Backend, LocalBackend
 from pollinator_core.errors import InfraError, UsageError
 from pollinator_core.execution import ExecutionBackend
+from pollinator_core.executor import RUNTIME_ENV
 from pollinator_core.hookspecs import hookimpl
 
 RUNTIMES = ("auto", "docker", "process")
-RUNTIME_ENV = "POLLINATOR_RUNTIME"
 
 
 def make_runtime(runtime: str | None = None) -> ExecutionBackend:

@@ -83,7 +83,9 @@ def show_reports(reports: Iterable[SyncReport], project_root: Path, *, quiet: bo
         for a in report.plan.actions:
             if a.kind is Kind.UNMARK and a.reason == "not empty":
                 continue  # bookkeeping: the directory's files now stand for it
-            path = f"{base}/{a.rel}" + ("/" if a.kind in (Kind.MARK, Kind.UNMARK, Kind.MKDIR) else "")
+            path = f"{base}/{a.rel}" + (
+                "/" if a.kind in (Kind.MARK, Kind.UNMARK, Kind.MKDIR) else ""
+            )
             if a.reason == "conflict":
                 saved = f"{base}/{a.target}"
                 verb = "would be saved" if dry else "saved"

@@ -58,7 +58,7 @@ def sync_tree(
     project_root: Path | None = None,
     exclude: tuple[Path, ...] = (),
     keeplocal: bool = False,
-    options: SyncOptions = SyncOptions(),
+    options: SyncOptions | None = None,
     progress: Progress | None = None,
 ) -> SyncReport:
     """Sync ``local_dir`` with the tree under ``label`` as ``mode`` says (see plan.py).
@@ -69,6 +69,7 @@ def sync_tree(
     never synced (the state directory).
     """
     started = time.monotonic()
+    options = options or SyncOptions()
     local_dir = local_dir.absolute()
     if mode in (Mode.MIRROR, Mode.PUSH) and not local_dir.is_dir():
         raise UsageError(f"{local_dir} does not exist: there is nothing to sync from")

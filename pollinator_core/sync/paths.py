@@ -93,6 +93,8 @@ def remote_relpath(root_label: str, label: str, name: str) -> str:
 def local_target(base: Path, rel: str) -> Path:
     """``base/rel`` after checking that no existing component (a symlink, say) leads outside
     ``base``. Missing components are fine: they are created as plain directories."""
+    if rel == "":
+        return base
     reason = check_relpath(rel)
     if reason:
         raise UsageError(f"refusing path {rel!r}: it contains {reason}")

@@ -35,7 +35,7 @@ def sync_project(
     storage: StorageLocation,
     trees: Iterable[str] = ("src", "data", "result"),
     *,
-    options: SyncOptions = SyncOptions(),
+    options: SyncOptions | None = None,
     progress: Progress | None = None,
 ) -> list[SyncReport]:
     """Sync the named trees in order; ``pollinator run`` pushes ("src", "data") before it

@@ -106,7 +106,9 @@ def spec(colony: str, executortype: str) -> FunctionSpec:
 
 def cycles_per_second(server: Server, clients: int, seconds: float, run: int) -> float:
     colony = server.env["COLONIES_COLONY_NAME"]
-    executors = [make_executor(server, f"bench-{run}-{i}", f"bench-{run}-{i}") for i in range(clients)]
+    executors = [
+        make_executor(server, f"bench-{run}-{i}", f"bench-{run}-{i}") for i in range(clients)
+    ]
     counts = [0] * clients
     start = threading.Barrier(clients + 1)
     stop_at = [0.0]

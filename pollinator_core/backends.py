@@ -74,7 +74,8 @@ class ColoniesBackend(Backend):
             raise ConfigError("COLONIES_COLONY_NAME is not set: which colony should run the job?")
         if not config.prvkey:
             raise ConfigError("COLONIES_PRVKEY is not set: the key that signs your requests.")
-        return Connection(COLONIES, ColoniesClient(config), config.colony_name, open_storage(None))
+        storage = open_storage(os.environ.get("POLLINATOR_STORAGE") or None)
+        return Connection(COLONIES, ColoniesClient(config), config.colony_name, storage)
 
 
 class LocalBackend(Backend):

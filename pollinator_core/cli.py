@@ -30,6 +30,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "new": ("pollinator_core.commands.new:new", "Create a project in a directory."),
     "run": ("pollinator_core.commands.run:run", "Run the project; --dry-run shows the job."),
     "plugins": ("pollinator_core.commands.plugins:plugins", "List plugins and their hooks."),
+    "logs": ("pollinator_core.commands.logs:logs", "Print a run's output; -f follows it."),
+    "status": ("pollinator_core.commands.status:status", "Show how a run is doing."),
+    "ps": ("pollinator_core.commands.ps:ps", "List this project's runs."),
+    "cancel": ("pollinator_core.commands.cancel:cancel", "Cancel a run."),
+    "results": ("pollinator_core.commands.results:results", "Fetch a run's results."),
+    "executors": ("pollinator_core.commands.executors:executors", "List the colony's executors."),
+    "executor": ("pollinator_core.commands.executor:executor", "Run an executor daemon."),
 }
 
 

@@ -18,6 +18,7 @@ import copy
 import json
 import logging
 import math
+import re
 import ssl
 import time
 import warnings
@@ -108,7 +109,11 @@ class AccessDenied(ColoniesError, InfraError):
 
 
 class ServerUnavailable(ColoniesError, InfraError):
-    """No usable reply: connection refused, timeout, TLS failure, 5xx or not a Colonies reply."""
+    """No usable reply: refused, timed out, TLS failure, 502/503/504 or not a Colonies reply.
+
+    A 500 that carries the server's own error message is a ColoniesError (or NotFound): the
+    server is up and said why it refused.
+    """
 
 
 class WaitTimeout(ColoniesError):
@@ -117,14 +122,19 @@ class WaitTimeout(ColoniesError):
     exit_code = 1
 
 
-def _error_class(status: int) -> type[ColoniesError]:
+# The official server answers 500 for several missing things (snapshots, graphs, executors).
+_MISSING = re.compile(r"not found|does not exist", re.IGNORECASE)
+
+
+def _error_class(status: int, message: str) -> type[ColoniesError]:
+    """The exception for a Colonies error reply (the server did answer, with its reason)."""
     if status == 400:
         return BadRequest
     if status in (401, 403):
         return AccessDenied
-    if status == 404:
+    if status == 404 or (status == 500 and _MISSING.search(message)):
         return NotFound
-    if status >= 500:
+    if status in (502, 503, 504):
         return ServerUnavailable
     return ColoniesError
 
@@ -315,7 +325,7 @@ class ColoniesClient:
                 f"; the key in use signs as {self.signer_id}: check that it is the right "
                 "Colonies private key for this"
             )
-        raise _error_class(code)(
+        raise _error_class(code, message)(
             f"{text}: {message or 'no reason given'}.",
             status=code,
             msgtype=msgtype,
@@ -326,9 +336,7 @@ class ColoniesClient:
 
     def version(self) -> str:
         """The server's build version (answered without checking the signature)."""
-        data = self._call(
-            "versionmsg", {"buildversion": "", "buildtime": ""}, safe=True, signed=False
-        )
+        data = self._call("versionmsg", safe=True, signed=False)
         return str(data.get("buildversion", "")) if isinstance(data, dict) else ""
 
     def server_info(self) -> dict[str, Any]:
@@ -628,7 +636,9 @@ class ColoniesClient:
         deadline = time.monotonic() + timeout
         scheme = "wss" if self.config.tls else "ws"
         url = f"{scheme}://{self.config.address}/pubsub"
-        async with aiohttp.ClientSession() as session:
+        # No overall limit (aiohttp's default is 300 s): the wait is bounded by ``deadline``.
+        limits = aiohttp.ClientTimeout(total=None, connect=self.config.timeout)
+        async with aiohttp.ClientSession(timeout=limits) as session:
             tasks = [
                 asyncio.create_task(self._subscribe(session, url, process, s, timeout))
                 for s in states
@@ -690,7 +700,7 @@ class ColoniesClient:
                         return from_dict(Process, data)
                     if frame.type == aiohttp.WSMsgType.ERROR:
                         break
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServerUnavailable(
                 f"Cannot subscribe at {url}: {_one_line(str(exc)) or type(exc).__name__}.",
                 msgtype="subscribeprocessmsg",

@@ -115,6 +115,8 @@ class Executor:
         self._threads: set[threading.Thread] = set()
         self._stopping = threading.Event()
         self._closed = threading.Event()
+        self._serving = threading.Event()
+        self._served = threading.Event()
         self._idle = threading.Condition(self._lock)
 
     # --- the loop ------------------------------------------------------------------------
@@ -134,6 +136,13 @@ class Executor:
 
     def serve(self) -> None:
         """Assign and run processes until :meth:`stop`; then call :meth:`shutdown`."""
+        self._serving.set()
+        try:
+            self._serve()
+        finally:
+            self._served.set()
+
+    def _serve(self) -> None:
         monitor = threading.Thread(target=self._monitor, name="executor-monitor", daemon=True)
         monitor.start()
         failures = 0
@@ -177,6 +186,9 @@ class Executor:
         """Stop assigning; wait up to ``grace`` s for running jobs, then stop and fail the rest."""
         self.stop()
         deadline = time.monotonic() + grace
+        if self._serving.is_set():
+            # An assign in flight may still bring a process: it must be run or failed too.
+            self._served.wait(self.settings.poll + self._client.config.timeout)
         with self._idle:
             while self._threads and time.monotonic() < deadline:
                 self._idle.wait(max(deadline - time.monotonic(), 0.01))
@@ -201,10 +213,10 @@ class Executor:
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         try:
             status, synced = self._execute(process, root, tail)
-            self._close(pid, status, tail, synced)
+            self._close(process, status, tail, synced)
         except Exception:
             log.exception("process %s: the executor failed while running it", pid)
-            self._close(pid, JobStatus(JobState.FAILED, None, "executor error"), tail, False)
+            self._close(process, JobStatus(JobState.FAILED, None, "executor error"), tail, False)
         finally:
             shutil.rmtree(root, ignore_errors=True)
             with self._idle:
@@ -293,8 +305,9 @@ class Executor:
             log.warning("process %s: could not add to its log: %s", pid, exc)
 
     def _close(
-        self, pid: str, status: JobStatus, tail: collections.deque[str], synced: bool
+        self, process: Process, status: JobStatus, tail: collections.deque[str], synced: bool
     ) -> None:
+        pid = process.processid
         if self._is_lost(pid):
             log.info("process %s: stopped (%s); not ours to close", pid, self._stopped_reason(pid))
             return
@@ -303,12 +316,12 @@ class Executor:
                 self._client.close_successful(pid)
                 log.info("process %s: successful", pid)
                 return
+            # The backend's reason says "exit code N" for a plain failure; for a job we stopped
+            # (walltime, deadline, shutdown) the exit code is our own signal's, so left out.
             errors = [status.reason or "failed"]
-            if status.exit_code is not None and f"exit code {status.exit_code}" not in errors[0]:
-                errors[0] += f" (exit code {status.exit_code})"
             if tail:
                 errors.append(f"last {len(tail)}{TAIL_MARK}" + "".join(tail).rstrip("\n"))
-            if not synced:
+            if not synced and status.exit_code is not None and process.spec.fs.dirs:
                 errors.append("results were not uploaded")
             self._client.close_failed(pid, errors)
             log.info("process %s: failed: %s", pid, errors[0])

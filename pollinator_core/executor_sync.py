@@ -45,7 +45,9 @@ class CfsStager:
 
     def post_sync(self, process: Process, root: Path) -> None:
         for entry in process.spec.fs.dirs:
-            self._sync(entry, root, process.processid, keeplocal=entry.onconflicts.onclose.keeplocal)
+            self._sync(
+                entry, root, process.processid, keeplocal=entry.onconflicts.onclose.keeplocal
+            )
 
     def _sync(self, entry: SyncDir, root: Path, pid: str, *, keeplocal: bool) -> None:
         local = host_path(root, substitute(entry.dir, pid))

@@ -110,12 +110,11 @@ def print_log(client: ColoniesClient, colony: str, process_id: str, out: TextIO)
     printer.end_line()
 
 
-def failure_summary(process: Process, *, with_tail: bool) -> list[str]:
-    """The lines that explain a failed or cancelled process (its errors; the log tail unless
-    it was already shown)."""
-    lines = [f"Process {process.processid} {process.state.name}."]
-    for error in process.errors:
-        if TAIL_MARK in error and not with_tail:
-            continue
-        lines.append(error)
-    return lines
+def failure_summary(process: Process, *, with_tail: bool) -> str:
+    """Why a process failed or was cancelled: its errors, the log tail only when ``with_tail``
+    (a follower has shown the output already)."""
+    errors = [e for e in process.errors if with_tail or TAIL_MARK not in e]
+    head = f"process {process.processid[:12]} {process.state.name}"
+    if not errors:
+        return head
+    return f"{head}: {errors[0]}" + "".join("\n  " + e.replace("\n", "\n  ") for e in errors[1:])

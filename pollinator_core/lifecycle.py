@@ -81,7 +81,7 @@ def finish(session: Session, record: RunRecord, process: Process, *, fetch: bool
     if process.state is ProcessState.SUCCESS:
         session.note(f"process {record.short_id} succeeded")
         return 0
-    click.echo("\n".join(failure_summary(process, with_tail=False)), err=True)
+    session.note(failure_summary(process, with_tail=False))
     return JobFailed.exit_code
 
 

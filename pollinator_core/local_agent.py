@@ -17,7 +17,6 @@ executor running this process stopped while it ran") before it takes new work.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import json
@@ -30,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -38,6 +37,11 @@ from pollinator_core import crypto
 from pollinator_core.backends import Connection
 from pollinator_core.errors import InfraError, UsageError
 from pollinator_core.project import Project
+
+if TYPE_CHECKING:
+    from pollinator_simulator.embedded import EmbeddedSimulator
+
+    from pollinator_core.client import ColoniesClient
 
 log = logging.getLogger("pollinator.local")
 
@@ -161,13 +165,12 @@ def connect_agent(
     config = ClientConfig(
         host="127.0.0.1", port=info.port, colony_name=COLONY, prvkey=keys.user, retries=1
     )
-    notice = ""
-    if info.runtime_used == "process" and executor_type == "docker":
-        notice = (
-            "jobs run as host processes (no Docker engine reachable)"
-            if info.runtime == "auto"
-            else "jobs run as host processes (--runtime process)"
-        )
+    notice = f"jobs run on {info.runtime_used}"
+    if info.runtime_used == "process":
+        why = "no Docker engine reachable" if info.runtime == "auto" else "--runtime process"
+        notice = f"jobs run as host processes ({why})"
+    elif info.runtime_used == "docker":
+        notice = "jobs run in Docker containers"
     where.storage.mkdir(parents=True, exist_ok=True)
     return Connection(
         backend, ColoniesClient(config), COLONY, open_storage(str(where.storage)), notice
@@ -210,8 +213,7 @@ def _spawn(where: AgentDir, executor_type: str, runtime: str) -> AgentInfo:
     where.path.mkdir(parents=True, exist_ok=True)
     with open(where.log_file, "ab") as log_out:
         child = subprocess.Popen(
-            [sys.executable, "-m", "pollinator_core.local_agent", str(where.path)]
-            + [executor_type, runtime],
+            [sys.executable, "-m", __name__, str(where.path), executor_type, runtime],
             stdin=subprocess.DEVNULL,
             stdout=log_out,
             stderr=subprocess.STDOUT,
@@ -256,46 +258,19 @@ def _tail(path: Path, lines: int = 15) -> str:
 # --- the agent side --------------------------------------------------------------------------
 
 
-class _Server:
-    """The simulator on its own event loop thread."""
+def _bootstrap(sim: EmbeddedSimulator, base: ColoniesClient, keys: Keys, executor_type: str) -> str:
+    """Create the colony, its user and this agent's executor (idempotent); the executor name."""
+    from pollinator_simulator.bootstrap import DevKeys
 
-    def __init__(self, server_id: str, db: Path) -> None:
-        from pollinator_simulator.server import Simulator
-
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._sim = Simulator(server_id, db_path=db)
-        self.port = self._call(self._sim.start("127.0.0.1", 0))
-
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def stop(self) -> None:
-        self._call(self._sim.stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-
-def _bootstrap(base: Any, keys: Keys, executor_type: str) -> str:
-    """Create the colony, the user and this agent's executor (idempotent); the executor name."""
-    from pollinator_core.client import BadRequest
     from pollinator_core.executor_setup import register_executor
-    from pollinator_core.models import Colony, User
 
-    server = base.with_key(keys.server)
-    if COLONY not in {c.name for c in server.get_colonies()}:
-        server.add_colony(Colony(colonyid=crypto.id_from_private_key(keys.colony), name=COLONY))
-    owner = base.with_key(keys.colony)
-    user_id = crypto.id_from_private_key(keys.user)
-    with contextlib.suppress(BadRequest):  # already there, from an earlier agent
-        owner.add_user(User(colonyname=COLONY, userid=user_id, name="local-user"))
+    sim.bootstrap(COLONY, DevKeys(keys.server, COLONY, keys.colony, keys.user))
     name = f"local-{executor_type}"
-    register_executor(owner, base.with_key(keys.executor), COLONY, name)
+    register_executor(base.with_key(keys.colony), base.with_key(keys.executor), COLONY, name)
     return name
 
 
-def _retire(where: AgentDir, user: Any) -> bool:
+def _retire(where: AgentDir, user: ColoniesClient) -> bool:
     """Unpublish the agent if it is still idle, with the start lock held so that no command
     connects in between; False when work arrived meanwhile."""
     from pollinator_core.models import ProcessState
@@ -319,6 +294,8 @@ def _idle_seconds() -> float:
 
 def run_agent(path: Path, executor_type: str, runtime: str) -> int:
     """The agent process: serve until told to stop or idle for too long."""
+    from pollinator_simulator.embedded import EmbeddedSimulator
+
     from pollinator_core.client import ColoniesClient
     from pollinator_core.config import ClientConfig
     from pollinator_core.executor import RUNTIME_ENV, Executor, ExecutorSettings
@@ -334,15 +311,18 @@ def run_agent(path: Path, executor_type: str, runtime: str) -> int:
             log.info("another agent is already running here")
             return 0
         keys = where.keys()
-        server = _Server(crypto.id_from_private_key(keys.server), where.db)
+        server = EmbeddedSimulator(keys.server, db_path=where.db).start()
         base = ColoniesClient(ClientConfig(host="127.0.0.1", port=server.port, colony_name=COLONY))
         executor_client = base.with_key(keys.executor)
-        name = _bootstrap(base, keys, executor_type)
+        name = _bootstrap(server, base, keys, executor_type)
         os.environ[RUNTIME_ENV] = runtime  # read by the docker executor's factory
         backend = hooks().executor_factories()[executor_type]()
         where.storage.mkdir(parents=True, exist_ok=True)
         stager = CfsStager(executor_client, COLONY, open_storage(str(where.storage)))
-        settings = ExecutorSettings(name=name, colony=COLONY, fs_dir=where.fs_dir, max_jobs=4)
+        # Short long-polls: the agent stops within a second when asked.
+        settings = ExecutorSettings(
+            name=name, colony=COLONY, fs_dir=where.fs_dir, max_jobs=4, poll=1.0
+        )
         executor = Executor(executor_client, backend, stager, settings)
         executor.close_orphans()
         serving = threading.Thread(target=executor.serve, name="executor", daemon=True)

@@ -10,6 +10,8 @@ and ``cfs/result/latest`` points at the run pulled last. Concurrent runs never s
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
@@ -93,12 +95,17 @@ def submit_run(project: Project, conn: Connection, *, quiet: bool = False) -> Ru
     from pollinator_core.sync.progress import make_progress
     from pollinator_core.sync.project import sync_project, tree_label
 
-    sync_project(
-        conn.client, conn.colony, project, conn.storage, ("src", "data"),
-        progress=make_progress(quiet),
-    )  # fmt: skip
-    name = f"{project.name}-{uuid.uuid4().hex[:12]}"
-    snapshot = conn.client.create_snapshot(conn.colony, tree_label(project, "src"), name)
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    # One run at a time from sync to snapshot: concurrent runs of the project wait here instead
+    # of failing on the sync lock, and each snapshot is exactly the tree its own run synced.
+    with open(project.state_dir / "submit.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        sync_project(
+            conn.client, conn.colony, project, conn.storage, ("src", "data"),
+            progress=make_progress(quiet),
+        )  # fmt: skip
+        name = f"{project.name}-{uuid.uuid4().hex[:12]}"
+        snapshot = conn.client.create_snapshot(conn.colony, tree_label(project, "src"), name)
     spec = final_function_spec(project, snapshot.snapshotid, conn.colony)
     process = conn.client.submit(spec)
     record = RunRecord(
@@ -154,7 +161,6 @@ def forget_snapshot(conn: Connection, record: RunRecord) -> None:
     from pollinator_core.client import ColoniesError
 
     if record.snapshot_id:
-        try:
+        # Failing means already gone, or not ours to remove: harmless either way.
+        with contextlib.suppress(ColoniesError):
             conn.client.remove_snapshot(conn.colony, snapshot_id=record.snapshot_id)
-        except ColoniesError:
-            pass  # already gone, or not ours to remove: harmless either way

@@ -64,16 +64,16 @@ async def add_file(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getfilemsg", "get file", invalid="Failed to add log, invalid JSON")
 async def get_file(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony)
-    file_id, label, name = msg.str("fileid"), msg.str("label"), msg.str("name")
+    file_id, label, name = msg.string("fileid"), msg.string("label"), msg.string("name")
     if file_id:
         doc = sim.state.files.get(file_id)
         if doc is None or doc["colonyname"] != colony:
             raise ApiError(400, "Failed to get file")
         files = [doc]
     elif label and name:
-        if msg.bool("latest"):
+        if msg.boolean("latest"):
             latest = _latest(sim, colony, label, name)
             files = [latest] if latest else []
         else:
@@ -88,9 +88,9 @@ async def get_file(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getfilesmsg", "get files")
 async def get_files(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony)
-    names = sim.state.labels.get((colony, msg.str("label")), {})
+    names = sim.state.labels.get((colony, msg.string("label")), {})
     out = []
     for ids in names.values():
         doc = sim.state.files[ids[-1]]
@@ -107,16 +107,16 @@ async def get_files(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getfilelabelsmsg", "get files")
 async def get_file_labels(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony)
-    return _labels(sim, colony, msg.str("name"), msg.bool("exact"))
+    return _labels(sim, colony, msg.string("name"), msg.boolean("exact"))
 
 
 @rpc("removefilemsg", "remove file")
 async def remove_file(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony)
-    file_id, label, name = msg.str("fileid"), msg.str("label"), msg.str("name")
+    file_id, label, name = msg.string("fileid"), msg.string("label"), msg.string("name")
     if file_id:
         doc = sim.state.files.get(file_id)
         if doc is not None and doc["colonyname"] == colony:
@@ -141,11 +141,11 @@ def _snapshot_by_name(sim: Simulator, colony: str, name: str) -> Doc | None:
 
 @rpc("createsnapshotmsg", "create snapshot")
 async def create_snapshot(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony, name = msg.str("colonyname"), msg.str("name")
+    colony, name = msg.string("colonyname"), msg.string("name")
     sim.authz.require_member(signer, colony)
     if _snapshot_by_name(sim, colony, name) is not None:
         raise ApiError(500, f"Snapshot with name <{name}> in Colony <{colony}> already exists")
-    label = msg.str("label").removesuffix("/")
+    label = msg.string("label").removesuffix("/")
     file_ids = []
     for entry in _labels(sim, colony, label, True) or []:
         for ids in sim.state.labels[(colony, entry["name"])].values():
@@ -164,9 +164,9 @@ async def create_snapshot(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getsnapshotmsg", "get snapshot")
 async def get_snapshot(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony)
-    snapshot_id, name = msg.str("snapshotid"), msg.str("name")
+    snapshot_id, name = msg.string("snapshotid"), msg.string("name")
     if snapshot_id:
         doc = sim.state.snapshots.get(snapshot_id)
         if doc is None or doc["colonyname"] != colony:
@@ -187,7 +187,7 @@ async def get_snapshot(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getsnapshotsmsg", "get snapshots")
 async def get_snapshots(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony)
     docs = [d for d in sim.state.snapshots.values() if d["colonyname"] == colony]
     docs.sort(key=lambda d: parse_time(d["added"]), reverse=True)
@@ -196,9 +196,9 @@ async def get_snapshots(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("removesnapshotmsg", "remove snapshot")
 async def remove_snapshot(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony)
-    snapshot_id, name = msg.str("snapshotid"), msg.str("name")
+    snapshot_id, name = msg.string("snapshotid"), msg.string("name")
     if snapshot_id:
         doc = sim.state.snapshots.get(snapshot_id)
     elif name:
@@ -212,7 +212,7 @@ async def remove_snapshot(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("removeallsnapshotmsg", "remove snapshot")
 async def remove_all_snapshots(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony)
     for sid in [s for s, d in sim.state.snapshots.items() if d["colonyname"] == colony]:
         sim.state.remove_snapshot(sid)

@@ -36,7 +36,7 @@ async def add_colony(sim: Simulator, signer: str, msg: Payload) -> Any:
 @rpc("removecolonymsg", "remove colony")
 async def remove_colony(sim: Simulator, signer: str, msg: Payload) -> Any:
     sim.authz.require_server_owner(signer)
-    name = msg.str("colonyname")
+    name = msg.string("colonyname")
     if name not in sim.state.colonies:
         raise ApiError(400, f"Colony with name <{name}> not found")
     sim.state.remove_colony(name)
@@ -51,7 +51,7 @@ async def get_colonies(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getcolonymsg", "get colony")
 async def get_colony(sim: Simulator, signer: str, msg: Payload) -> Any:
-    name = msg.str("colonyname")
+    name = msg.string("colonyname")
     sim.authz.require_member(signer, name)
     return sim.state.colonies[name]
 
@@ -66,7 +66,7 @@ def _process_counts(sim: Simulator, colony: str | None) -> dict[int, int]:
 
 @rpc("getcolonystatsmsg", "get colony statistics")
 async def get_colony_stats(sim: Simulator, signer: str, msg: Payload) -> Any:
-    name = msg.str("colonyname")
+    name = msg.string("colonyname")
     if name not in sim.state.colonies:
         raise ApiError(400, f"Colony with name <{name}> not found")
     sim.authz.require_member(signer, name)
@@ -156,7 +156,7 @@ async def add_user(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getusersmsg", "get users")
 async def get_users(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     _existing_colony(sim, colony)
     sim.authz.require_member(signer, colony, approved=False)
     return or_null([u for (c, _), u in sim.state.users.items() if c == colony])
@@ -164,10 +164,10 @@ async def get_users(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getusermsg", "get user")
 async def get_user(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     _existing_colony(sim, colony)
     sim.authz.require_member(signer, colony, approved=False)
-    user = sim.state.users.get((colony, msg.str("name")))
+    user = sim.state.users.get((colony, msg.string("name")))
     if user is None:
         raise ApiError(500, "Failed to get user, user is nil")
     return user
@@ -175,10 +175,10 @@ async def get_user(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getuserbyidmsg", "get user by ID")
 async def get_user_by_id(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     _existing_colony(sim, colony)
     sim.authz.require_member(signer, colony, approved=False)
-    user = sim.state.user_by_id(colony, msg.str("userid"))
+    user = sim.state.user_by_id(colony, msg.string("userid"))
     if user is None:
         raise ApiError(404, "Failed to get user by ID, user is nil")
     return user
@@ -186,10 +186,10 @@ async def get_user_by_id(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("removeusermsg", "remove user")
 async def remove_user(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     _existing_colony(sim, colony)
     sim.authz.require_colony_owner(signer, colony)
-    name = msg.str("name")
+    name = msg.string("name")
     if (colony, name) not in sim.state.users:
         raise ApiError(400, f"User with name <{name}> not found")
     sim.state.remove_user(colony, name)
@@ -258,13 +258,13 @@ async def add_executor(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getexecutorsmsg", "get executors")
 async def get_executors(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony, approved=False)
     return or_null([e for (c, _), e in sim.state.executors.items() if c == colony])
 
 
 def _named_executor(sim: Simulator, msg: Payload, what: str) -> Doc:
-    executor = sim.state.executors.get((msg.str("colonyname"), msg.str("executorname")))
+    executor = sim.state.executors.get((msg.string("colonyname"), msg.string("executorname")))
     if executor is None:
         raise ApiError(500, f"Failed to {what}, executor is nil")
     return executor
@@ -279,7 +279,7 @@ async def get_executor(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getexecutorbyidmsg", "get executor by ID")
 async def get_executor_by_id(sim: Simulator, signer: str, msg: Payload) -> Any:
-    executor = sim.state.executor_by_id.get(msg.str("executorid"))
+    executor = sim.state.executor_by_id.get(msg.string("executorid"))
     if executor is None:
         raise ApiError(404, "Failed to get executor by ID, executor is nil")
     sim.authz.require_member(signer, executor["colonyname"])
@@ -339,9 +339,9 @@ async def add_function(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getfunctionsmsg", "get function")
 async def get_functions(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony)
-    name = msg.str("executorname")
+    name = msg.string("executorname")
     return or_null(
         [
             f
@@ -353,7 +353,7 @@ async def get_functions(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("removefunctionmsg", "remove function")
 async def remove_function(sim: Simulator, signer: str, msg: Payload) -> Any:
-    function_id = msg.str("functionid")
+    function_id = msg.string("functionid")
     if not function_id:
         raise ApiError(400, "Failed to remove function, msg.FunctionID is empty")
     fun = sim.state.functions.get(function_id)

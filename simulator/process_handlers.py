@@ -34,7 +34,7 @@ def _initiator_name(sim: Simulator, colony: str, signer: str) -> str:
 
 
 def _process(sim: Simulator, msg: Payload, missing: str, status: int = 500) -> ProcessRec:
-    rec = sim.state.processes.get(msg.str("processid"))
+    rec = sim.state.processes.get(msg.string("processid"))
     if rec is None:
         raise ApiError(status, missing)
     return rec
@@ -75,16 +75,16 @@ async def submit(sim: Simulator, signer: str, msg: Payload) -> Any:
     mismatch="Failed to assign process, msg.msgType does not match payloadType",
 )
 async def assign(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony)
-    timeout = msg.int("timeout")
+    timeout = msg.integer("timeout")
     if timeout == 0:
         raise ApiError(400, "Invalid timeout value, timeout cannot be zero")
     executor = sim.state.executor_by_id.get(signer)
     if executor is None:
         raise ApiError(500, "Failed to assign process, executor not found")
     try:
-        cpu_text, mem_text = msg.str("availablecpu"), msg.str("availablemem")
+        cpu_text, mem_text = msg.string("availablecpu"), msg.string("availablemem")
         cpu = parse_cpu(cpu_text) if cpu_text else _NO_LIMIT
         mem = parse_mem(mem_text) if mem_text else _NO_LIMIT
     except ValueError as err:
@@ -132,20 +132,20 @@ _ORDER = {
 
 @rpc("getprocessesmsg", "get processes")
 async def get_processes(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony)
-    count = msg.int("count")
+    count = msg.integer("count")
     if count > MAX_COUNT:
         raise ApiError(400, f"Count is larger than MaxCount limit <{MAX_COUNT}>")
-    initiator = msg.str("initiator")
+    initiator = msg.string("initiator")
     if initiator and not any(
         u["name"] == initiator for (c, _), u in sim.state.users.items() if c == colony
     ):
         raise ApiError(400, f"User <{initiator}> does not exist")
-    state = msg.int("state")
+    state = msg.integer("state")
     if state not in ProcessState._value2member_map_:
         raise ApiError(400, "Failed to get processes, invalid msg.State")
-    exectype, label = msg.str("executortype"), msg.str("label")
+    exectype, label = msg.string("executortype"), msg.string("label")
     recs = [r for r in sim.state.processes.values() if r.colony == colony and r.state == state]
     # The official queries apply one filter only, in this order of precedence.
     if exectype:
@@ -179,9 +179,9 @@ async def remove_process(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("removeallprocessesmsg", "remove all processes")
 async def remove_all_processes(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_colony_owner(signer, colony)
-    state = msg.int("state")
+    state = msg.integer("state")
     if state == ProcessState.RUNNING:
         raise ApiError(400, "Not possible to remove running processes")
     if state != -1 and state not in ProcessState._value2member_map_:
@@ -212,7 +212,7 @@ def _assigned(sim: Simulator, signer: str, msg: Payload, what: str, short: str) 
 )
 async def close_successful(sim: Simulator, signer: str, msg: Payload) -> Any:
     rec = _assigned(sim, signer, msg, "close process as successful", "close process as successful")
-    sim.engine.close_successful(rec, signer, msg.list("out"))
+    sim.engine.close_successful(rec, signer, msg.array("out"))
     return EMPTY
 
 
@@ -235,7 +235,7 @@ async def set_output(sim: Simulator, signer: str, msg: Payload) -> Any:
         )
     if rec.state != ProcessState.RUNNING:
         raise ApiError(403, "Failed to set output, process is not running")
-    output = msg.list("out")
+    output = msg.array("out")
     if output:
         sim.engine.set_output(rec, output)
     return EMPTY
@@ -260,7 +260,7 @@ async def cancel_process(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("pauseassignmentsmsg", "pause assignments")
 async def pause_assignments(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_colony_owner(signer, colony)
     sim.engine.set_paused(colony, True)
     return EMPTY
@@ -268,7 +268,7 @@ async def pause_assignments(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("resumeassignmentsmsg", "resume assignments")
 async def resume_assignments(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_colony_owner(signer, colony)
     sim.engine.set_paused(colony, False)
     return EMPTY
@@ -276,7 +276,7 @@ async def resume_assignments(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getpausestatusmsg", "get pause status", reply_type="pausestatusreplymsg")
 async def get_pause_status(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony, approved=False)
     return {
         "msgtype": "pausestatusreplymsg",
@@ -310,7 +310,7 @@ async def add_attribute(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getattributemsg", "get attribute")
 async def get_attribute(sim: Simulator, signer: str, msg: Payload) -> Any:
-    attribute = sim.state.attributes.get(msg.str("attributeid"))
+    attribute = sim.state.attributes.get(msg.string("attributeid"))
     if attribute is None:
         raise ApiError(404, "Failed to get attribute, attribute not found")
     rec = sim.state.processes.get(attribute["targetid"])
@@ -343,7 +343,7 @@ async def add_log(sim: Simulator, signer: str, msg: Payload) -> Any:
             "processid": rec.id,
             "colonyname": rec.colony,
             "executorname": state.executor_by_id[signer]["executorname"],
-            "message": msg.str("message"),
+            "message": msg.string("message"),
             "timestamp": ts,
         }
     )
@@ -359,7 +359,7 @@ def _window(logs: list[Doc], stamps: list[int], count: int, since: int, latest: 
 
 @rpc("getlogsmsg", "get logs")
 async def get_logs(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony, executor_name = msg.str("colonyname"), msg.str("executorname")
+    colony, executor_name = msg.string("colonyname"), msg.string("executorname")
     if executor_name:
         executor = sim.state.executors.get((colony, executor_name))
         if executor is None:
@@ -368,15 +368,15 @@ async def get_logs(sim: Simulator, signer: str, msg: Payload) -> Any:
     else:
         rec = _process(sim, msg, "Failed to get logs, process does not exist")
         sim.authz.require_member(signer, rec.colony)
-    count = msg.int("count")
+    count = msg.integer("count")
     if count > MAX_LOG_COUNT:
         raise ApiError(403, f"Count exceeds max log count ({MAX_LOG_COUNT})")
-    since, latest = msg.int("since"), msg.bool("latest")
+    since, latest = msg.integer("since"), msg.boolean("latest")
     if executor_name:
         logs = sim.state.executor_logs.get((colony, executor_name), [])
         stamps = [log["timestamp"] for log in logs] if since > 0 and not latest else []
     else:
-        pid = msg.str("processid")
+        pid = msg.string("processid")
         logs = sim.state.logs.get(pid, [])
         stamps = sim.state.log_ts.get(pid, [])
     return or_null(_window(logs, stamps, count, since, latest))
@@ -396,7 +396,7 @@ async def submit_workflow(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 
 def _graph(sim: Simulator, msg: Payload, what: str) -> Doc:
-    graph = sim.state.graphs.get(msg.str("processgraphid"))
+    graph = sim.state.graphs.get(msg.string("processgraphid"))
     if graph is None:
         raise ApiError(500, f"Failed to {what}, graph is nil")
     return graph
@@ -456,12 +456,12 @@ async def get_processgraph(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("getprocessgraphsmsg", "get processgraphs")
 async def get_processgraphs(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_member(signer, colony)
-    state = msg.int("state")
+    state = msg.integer("state")
     if state not in ProcessState._value2member_map_:
         raise ApiError(400, "invalid msg.State")
-    count = msg.int("count")
+    count = msg.integer("count")
     if count > MAX_COUNT:
         raise ApiError(400, f"Count is larger than MaxCount limit <{MAX_COUNT}>")
     graphs = [
@@ -483,9 +483,9 @@ async def remove_processgraph(sim: Simulator, signer: str, msg: Payload) -> Any:
 
 @rpc("removeallprocessgraphsmsg", "remove all processgraphs")
 async def remove_all_processgraphs(sim: Simulator, signer: str, msg: Payload) -> Any:
-    colony = msg.str("colonyname")
+    colony = msg.string("colonyname")
     sim.authz.require_colony_owner(signer, colony)
-    state = msg.int("state")
+    state = msg.integer("state")
     if state == ProcessState.RUNNING:
         raise ApiError(400, "not possible to remove running processgraphs")
     if state != -1 and state not in ProcessState._value2member_map_:

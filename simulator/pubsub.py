@@ -120,16 +120,16 @@ class PubSub:
         except (ValueError, binascii.Error):
             raise ApiError(400, f"Failed to subscribe to {what}, invalid JSON") from None
         msg = Payload(data, f"Failed to subscribe to {what}, invalid JSON")
-        if msg.str("msgtype") != payload_type:
+        if msg.string("msgtype") != payload_type:
             raise ApiError(
                 403, f"Failed to subscribe to {what}, msg.msgType does not match rpcMsg.PayloadType"
             )
-        state, timeout = msg.int("state"), msg.int("timeout")
-        exectype = msg.str("executortype")
+        state, timeout = msg.integer("state"), msg.integer("timeout")
+        exectype = msg.string("executortype")
         if payload_type == _PROCESS:
-            rec = self.sim.state.processes.get(msg.str("processid"))
+            rec = self.sim.state.processes.get(msg.string("processid"))
             if rec is None:
-                raise ApiError(403, "Invalid process with Id " + msg.str("processid"))
+                raise ApiError(403, "Invalid process with Id " + msg.string("processid"))
             self.sim.authz.require_member(signer, rec.colony)
             sub = Subscription(rec.colony, exectype or rec.exectype, state, rec.id)
             if rec.state == state:
@@ -137,7 +137,7 @@ class PubSub:
         else:
             if signer not in self.sim.state.executor_by_id:
                 raise ApiError(403, "executor not found")
-            colony = msg.str("colonyname")
+            colony = msg.string("colonyname")
             self.sim.authz.require_member(signer, colony)
             sub = Subscription(colony, exectype, state)
         self._subs.add(sub)

@@ -173,7 +173,7 @@ class Simulator:
         if route is None:
             raise ApiError(403, "invalid rpcMsg.PayloadType: " + payload_type)
         msg = self._decode(payload, payload_type, route.invalid)
-        if msg.str("msgtype") != payload_type:
+        if msg.string("msgtype") != payload_type:
             raise ApiError(400, route.mismatch)
         return _reply(route.reply_type, await route.handler(self, signer, msg))
 
@@ -186,7 +186,7 @@ class Simulator:
         if not isinstance(data, dict):
             raise ApiError(400, invalid)
         msg = Payload(data, invalid)
-        if payload_type == "versionmsg" and msg.str("msgtype") != payload_type:
+        if payload_type == "versionmsg" and msg.string("msgtype") != payload_type:
             raise ApiError(
                 400, "Failed to get server version, msg.MsgType does not match payloadType"
             )

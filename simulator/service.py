@@ -94,10 +94,12 @@ def run(
             f"refusing to listen on {host}: the simulator is a development server; "
             "pass --allow-remote to expose it beyond this machine"
         )
-    if env.get("COLONIES_SERVER_PRVKEY"):
-        try:
-            id_from_private_key(env["COLONIES_SERVER_PRVKEY"])
-        except CryptoError as err:
-            raise UsageError(f"COLONIES_SERVER_PRVKEY: {err}") from None
+    try:
+        keys = keys_from_env(env)  # checked here, before anything starts
+        if keys is not None:
+            for name in ("server_prvkey", "colony_prvkey", "prvkey"):
+                id_from_private_key(getattr(keys, name))
+    except (ValueError, CryptoError) as err:
+        raise UsageError(f"the COLONIES_* keys are unusable: {err}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(serve(host, port, db, env, out))

@@ -86,7 +86,7 @@ class Payload:
     def has(self, key: str) -> bool:
         return self._fields.get(key) is not None
 
-    def str(self, key: str) -> str:
+    def string(self, key: str) -> str:
         value = self._fields.get(key)
         if value is None:
             return ""
@@ -94,7 +94,7 @@ class Payload:
             raise self._bad()
         return value
 
-    def int(self, key: str) -> int:
+    def integer(self, key: str) -> int:
         value = self._fields.get(key)
         if value is None:
             return 0
@@ -102,7 +102,7 @@ class Payload:
             raise self._bad()
         return value
 
-    def bool(self, key: str) -> bool:
+    def boolean(self, key: str) -> bool:
         value = self._fields.get(key)
         if value is None:
             return False
@@ -110,7 +110,7 @@ class Payload:
             raise self._bad()
         return value
 
-    def list(self, key: str) -> list[Any]:
+    def array(self, key: str) -> list[Any]:
         value = self._fields.get(key)
         if value is None:
             return []
@@ -119,7 +119,7 @@ class Payload:
         return value
 
     def strings(self, key: str) -> list[str]:
-        values = self.list(key)
+        values = self.array(key)
         if not all(isinstance(v, str) for v in values):
             raise self._bad()
         return values

@@ -30,10 +30,10 @@ from typing import Any
 
 import pytest
 import urllib3
-
-from pollinator_core.crypto import generate_private_key, sign
 from pollinator_simulator.bootstrap import DevKeys
 from pollinator_simulator.embedded import EmbeddedSimulator
+
+from pollinator_core.crypto import generate_private_key, sign
 
 EXECUTOR_TYPE = "container-executor"
 EXECUTOR_NAME = "sim-executor"
@@ -73,9 +73,7 @@ class RawRpc:
         response = self.http.request("POST", self.url, body=body, timeout=timeout)
         reply = json.loads(response.data)
         payload = json.loads(base64.b64decode(reply["payload"]))
-        return Reply(
-            response.status, reply["payloadtype"], reply["error"], payload, response.data
-        )
+        return Reply(response.status, reply["payloadtype"], reply["error"], payload, response.data)
 
     def call(self, prvkey: str | None, msgtype: str, **fields: Any) -> Any:
         reply = self.send(self.envelope({"msgtype": msgtype, **fields}, prvkey))

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from infra.components import DockerEngine
+from pollinator_local_docker.base import LocalRuntime
+from pollinator_local_docker.docker_backend import DockerBackend
+from pollinator_local_docker.process_backend import ProcessBackend
 
 from pollinator_core.errors import JobFailed
 from pollinator_core.execution import ExecutionBackend, Job, JobState, JobStatus, Mount
 from pollinator_core.lines import LineAssembler
-from pollinator_local_docker.base import LocalRuntime
-from pollinator_local_docker.docker_backend import DockerBackend
-from pollinator_local_docker.process_backend import ProcessBackend
 
 PY = "python3 -c"
 
@@ -145,7 +145,9 @@ def docker_backend(docker_engine: DockerEngine) -> Iterator[DockerBackend]:
 def test_init_cmd_failure_fails_the_job(
     docker_backend: DockerBackend, docker_engine: DockerEngine
 ) -> None:
-    job = Job("d1", docker_engine.image, "echo never", init_command="echo preparing; sh -c 'exit 7'")
+    job = Job(
+        "d1", docker_engine.image, "echo never", init_command="echo preparing; sh -c 'exit 7'"
+    )
     status, lines, _ = run(docker_backend, job)
     assert status == JobStatus(JobState.FAILED, 7, "exit code 7")
     assert texts(lines) == ["preparing\n", "pollinator: init-cmd failed with exit code 7\n"]
@@ -243,7 +245,9 @@ def test_process_runtime_skips_init_cmd_and_hides_executor_secrets(
     monkeypatch.setenv("COLONIES_PRVKEY", "secret")
     monkeypatch.setenv("AWS_S3_SECRETKEY", "secret")
     job = Job(
-        "h1", "", 'echo "${COLONIES_PRVKEY:-none} ${AWS_S3_SECRETKEY:-none} $HOME"',
+        "h1",
+        "",
+        'echo "${COLONIES_PRVKEY:-none} ${AWS_S3_SECRETKEY:-none} $HOME"',
         init_command="pip3 install numpy",
     )
     status, lines, _ = run(ProcessBackend(), job)

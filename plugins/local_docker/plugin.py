@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pollinator_core.backends import LOCAL, Backend, LocalBackend
 from pollinator_core.errors import InfraError, UsageError
 from pollinator_core.execution import ExecutionBackend
-from pollinator_core.executor import RUNTIME_ENV
 from pollinator_core.hookspecs import hookimpl
 
 RUNTIMES = ("auto", "docker", "process")
@@ -25,6 +24,8 @@ def make_runtime(runtime: str | None = None) -> ExecutionBackend:
     ``auto`` uses the Docker engine when one answers and otherwise host processes, saying so in
     one line on stderr.
     """
+    from pollinator_core.executor import RUNTIME_ENV
+
     choice = runtime or os.environ.get(RUNTIME_ENV) or "auto"
     if choice not in RUNTIMES:
         raise UsageError(f"unknown runtime {choice!r}; choose one of {', '.join(RUNTIMES)}")

@@ -32,10 +32,23 @@ def ps(ctx: click.Context, last: int, as_json: bool) -> None:
         session = sessions[record.backend]
         if isinstance(session, PollinatorError):
             state = f"UNKNOWN ({record.backend} unreachable)"
-            rows.append(RunRow(record.process_id, state, record.backend, record.submitted,
-                               None, None, None, "", []))
+            rows.append(
+                RunRow(
+                    record.process_id,
+                    state,
+                    record.backend,
+                    record.submitted,
+                    None,
+                    None,
+                    None,
+                    "",
+                    [],
+                )
+            )
             continue
-        rows.append(process_row(session, record, session.conn.client.get_process(record.process_id)))
+        rows.append(
+            process_row(session, record, session.conn.client.get_process(record.process_id))
+        )
     for session in sessions.values():
         if isinstance(session, Session):
             session.conn.close()
@@ -52,6 +65,11 @@ def ps(ctx: click.Context, last: int, as_json: bool) -> None:
     for column in ("ID", "STATE", "SUBMITTED", "DURATION", "EXECUTOR"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row.id[:12], row.state, local_time(row.submitted), duration(row.duration),
-                      row.executor or "-")
+        table.add_row(
+            row.id[:12],
+            row.state,
+            local_time(row.submitted),
+            duration(row.duration),
+            row.executor or "-",
+        )
     Console().print(table)

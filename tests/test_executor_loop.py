@@ -1,0 +1,251 @@
+"""The generic executor loop against the simulator over real HTTP, jobs as host processes."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sim_fixtures import SimColony, sim_colony, simulator  # noqa: F401  (pytest fixtures)
+
+from pollinator_core.client import ColoniesClient
+from pollinator_core.config import ClientConfig
+from pollinator_core.executor import ORPHAN_ERROR, Executor, ExecutorSettings
+from pollinator_core.models import Conditions, FunctionSpec, Process, ProcessState
+from pollinator_local_docker.process_backend import ProcessBackend
+
+
+class NoFiles:
+    """A stager for specs without an fs section: nothing to move."""
+
+    def pre_sync(self, process: Process, root: Path) -> None:
+        pass
+
+    def post_sync(self, process: Process, root: Path) -> None:
+        pass
+
+
+def spec(cmd: str, *args: Any, **fields: Any) -> FunctionSpec:
+    conditions = fields.pop("conditions", {})
+    return FunctionSpec(
+        funcname=fields.pop("funcname", "execute"),
+        kwargs={"cmd": cmd, "args": list(args), "docker-image": "unused", **fields.pop("kw", {})},
+        maxexectime=fields.pop("maxexectime", 60),
+        maxretries=0,
+        conditions=Conditions(colonyname="test", executortype="container-executor", **conditions),
+        **fields,
+    )
+
+
+def py(code: str) -> str:
+    return f"python3 -c {shlex.quote(code)}"
+
+
+@pytest.fixture
+def user(sim_colony: SimColony) -> Iterator[ColoniesClient]:
+    config = ClientConfig(
+        host=sim_colony.host, port=sim_colony.port, colony_name="test", prvkey=sim_colony.keys.prvkey
+    )
+    client = ColoniesClient(config)
+    yield client
+    client.close()
+
+
+StartExecutor = Callable[..., Executor]
+
+
+@pytest.fixture
+def start_executor(sim_colony: SimColony, tmp_path: Path) -> Iterator[StartExecutor]:
+    started: list[tuple[Executor, threading.Thread, ColoniesClient]] = []
+
+    def start(max_jobs: int = 1) -> Executor:
+        config = ClientConfig(
+            host=sim_colony.host,
+            port=sim_colony.port,
+            colony_name="test",
+            prvkey=sim_colony.executor_prvkey,
+        )
+        client = ColoniesClient(config)
+        settings = ExecutorSettings(
+            name=sim_colony.executor_name,
+            colony="test",
+            fs_dir=tmp_path / "fs",
+            max_jobs=max_jobs,
+            poll=1,
+            monitor_interval=0.2,
+        )
+        executor = Executor(client, ProcessBackend(kill_grace=0.5), NoFiles(), settings)
+        thread = threading.Thread(target=executor.serve, daemon=True)
+        thread.start()
+        started.append((executor, thread, client))
+        return executor
+
+    yield start
+    for executor, thread, client in started:
+        executor.shutdown(0)
+        thread.join(5)
+        client.close()
+
+
+def wait_done(user: ColoniesClient, pid: str, timeout: float = 20) -> Process:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        process = user.get_process(pid)
+        if process.state.finished:
+            return process
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still {user.get_process(pid).state.name}")
+
+
+def log_messages(user: ColoniesClient, pid: str) -> list[str]:
+    return [entry.message for entry in user.get_logs("test", pid, count=500)]
+
+
+def test_output_is_logged_in_whole_lines_and_success_closes(
+    user: ColoniesClient, start_executor: StartExecutor
+) -> None:
+    start_executor()
+    code = (
+        "import sys, time\n"
+        "sys.stdout.write('grü'); sys.stdout.flush(); time.sleep(0.2)\n"
+        "print('ße 🐝'); print('to stderr', file=sys.stderr); time.sleep(0.2); print('end')"
+    )
+    pid = user.submit(spec(py(code))).processid
+    process = wait_done(user, pid)
+    assert process.state is ProcessState.SUCCESS, process.errors
+    messages = log_messages(user, pid)
+    assert "".join(messages) == "grüße 🐝\nto stderr\nend\n"
+    assert all(m.endswith("\n") for m in messages)  # never a line split across entries
+
+
+def test_failure_closes_with_exit_code_and_log_tail(
+    user: ColoniesClient, start_executor: StartExecutor
+) -> None:
+    start_executor()
+    code = "print('working'); raise SystemExit('it broke')"
+    process = wait_done(user, user.submit(spec(py(code))).processid)
+    assert process.state is ProcessState.FAILED
+    assert process.errors[0] == "exit code 1"
+    assert process.errors[1] == "last 2 lines of output:\nworking\nit broke"
+
+
+def test_non_string_args_become_json_text_and_stay_one_argument(
+    user: ColoniesClient, start_executor: StartExecutor
+) -> None:
+    start_executor()
+    job = spec(py("import sys; print(sys.argv[1:])"), 3, True, {"a": 1}, "x y; echo injected")
+    process = wait_done(user, user.submit(job).processid)
+    assert process.state is ProcessState.SUCCESS, process.errors
+    args = ["3", "true", '{"a": 1}', "x y; echo injected"]
+    assert log_messages(user, process.processid) == [f"{args}\n"]
+
+
+def test_a_spec_it_cannot_run_fails_cleanly_and_the_executor_goes_on(
+    user: ColoniesClient, start_executor: StartExecutor
+) -> None:
+    start_executor()
+    bad = wait_done(user, user.submit(spec("echo", funcname="train")).processid)
+    assert bad.state is ProcessState.FAILED
+    assert bad.errors == ["unsupported funcname 'train': this executor runs 'execute'"]
+    no_cmd = wait_done(user, user.submit(spec("", kw={"cmd": ["not", "text"]})).processid)
+    assert no_cmd.errors[0] == 'kwargs \'cmd\' must be a string, not ["not", "text"]'
+    good = wait_done(user, user.submit(spec("echo fine")).processid)
+    assert good.state is ProcessState.SUCCESS
+
+
+def test_processid_in_args_is_substituted(
+    user: ColoniesClient, start_executor: StartExecutor
+) -> None:
+    start_executor()
+    process = wait_done(user, user.submit(spec("echo", "id={processid}")).processid)
+    assert log_messages(user, process.processid) == [f"id={process.processid}\n"]
+
+
+def test_cancel_on_the_server_stops_the_job(
+    user: ColoniesClient, start_executor: StartExecutor
+) -> None:
+    executor = start_executor()
+    pid = user.submit(spec("echo started; sleep 60")).processid
+    while log_messages(user, pid) != ["started\n"]:
+        time.sleep(0.05)
+    user.cancel_process(pid)
+    deadline = time.monotonic() + 5
+    while executor.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert executor.running == 0
+    assert user.get_process(pid).state is ProcessState.CANCELLED
+
+
+def test_walltime_and_maxexectime_stop_the_job(
+    user: ColoniesClient, start_executor: StartExecutor
+) -> None:
+    start_executor(max_jobs=2)
+    by_walltime = user.submit(spec("sleep 60", conditions={"walltime": 1})).processid
+    by_deadline = user.submit(spec("sleep 60", maxexectime=3)).processid
+    walled = wait_done(user, by_walltime)
+    assert (walled.state, walled.errors[0]) == (ProcessState.FAILED, "walltime exceeded (1 s)")
+    expired = wait_done(user, by_deadline)
+    assert expired.state is ProcessState.FAILED
+    # Closed by the executor just before the server's deadline, not requeued by the server.
+    assert expired.errors[0] == "maximum execution time exceeded (3 s)"
+    assert expired.retries == 0
+
+
+def test_jobs_run_concurrently_up_to_the_limit(
+    user: ColoniesClient, start_executor: StartExecutor
+) -> None:
+    executor = start_executor(max_jobs=2)
+    pids = [user.submit(spec("sleep 1")).processid for _ in range(4)]
+    peak = 0
+    while not all(user.get_process(p).state.finished for p in pids):
+        peak = max(peak, executor.running)
+        time.sleep(0.02)
+    assert peak == 2
+    assert all(user.get_process(p).state is ProcessState.SUCCESS for p in pids)
+
+
+def test_shutdown_fails_what_outlives_the_grace(
+    user: ColoniesClient, start_executor: StartExecutor
+) -> None:
+    executor = start_executor()
+    pid = user.submit(spec("echo started; sleep 60")).processid
+    while log_messages(user, pid) != ["started\n"]:
+        time.sleep(0.05)
+    started = time.monotonic()
+    executor.shutdown(0.5)
+    assert time.monotonic() - started < 5
+    process = user.get_process(pid)
+    assert process.state is ProcessState.FAILED
+    assert process.errors[0].startswith("executor shut down")
+
+
+def test_a_restarted_executor_closes_what_its_predecessor_left_running(
+    sim_colony: SimColony, user: ColoniesClient, tmp_path: Path
+) -> None:
+    pid = user.submit(spec("sleep 60")).processid
+    config = ClientConfig(
+        host=sim_colony.host, port=sim_colony.port, colony_name="test",
+        prvkey=sim_colony.executor_prvkey,
+    )  # fmt: skip
+    dead = ColoniesClient(config)
+    assert dead.assign("test", 1) is not None  # assigned, then "the executor died"
+    settings = ExecutorSettings(name=sim_colony.executor_name, colony="test", fs_dir=tmp_path)
+    executor = Executor(dead, ProcessBackend(), NoFiles(), settings)
+    assert executor.close_orphans() == 1
+    process = user.get_process(pid)
+    assert (process.state, process.errors) == (ProcessState.FAILED, [ORPHAN_ERROR])
+    dead.close()
+
+
+def test_errors_are_json_friendly(user: ColoniesClient, start_executor: StartExecutor) -> None:
+    start_executor()
+    process = wait_done(user, user.submit(spec("printf 'no newline'; exit 4")).processid)
+    assert json.loads(json.dumps(process.errors)) == [
+        "exit code 4",
+        "last 1 lines of output:\nno newline",
+    ]

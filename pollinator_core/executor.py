@@ -214,9 +214,10 @@ class Executor:
         try:
             status, synced = self._execute(process, root, tail)
             self._close(process, status, tail, synced)
-        except Exception:
+        except Exception as exc:  # a bug or a backend gone wrong: fail this process, not all
             log.exception("process %s: the executor failed while running it", pid)
-            self._close(process, JobStatus(JobState.FAILED, None, "executor error"), tail, False)
+            reason = f"executor error: {type(exc).__name__}: {exc}"
+            self._close(process, JobStatus(JobState.FAILED, None, reason), tail, False)
         finally:
             shutil.rmtree(root, ignore_errors=True)
             with self._idle:

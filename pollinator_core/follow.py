@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from pollinator_core.client import ColoniesClient
-from pollinator_core.models import Process, ProcessState
+from pollinator_core.models import Process
 
 #: the most log entries one getlogsmsg returns
 PAGE = 500
@@ -80,11 +80,13 @@ def follow(
     out: TextIO | None = None,
     on_state: Callable[[Process], None] | None = None,
 ) -> Process:
-    """Print the log until the process has finished; return the finished process."""
+    """Print the log until the process has finished; return the finished process.
+
+    ``on_state`` sees the process each time its state is read (every 0.25 s).
+    """
     printer = LogPrinter(client, colony, process_id, out or sys.stdout)
     last_output = time.monotonic()
     next_state = 0.0
-    state: ProcessState | None = None
     while True:
         if printer.poll():
             last_output = time.monotonic()
@@ -92,10 +94,8 @@ def follow(
         if now >= next_state:
             process = client.get_process(process_id)
             next_state = now + STATE_EVERY
-            if process.state != state:
-                state = process.state
-                if on_state is not None:
-                    on_state(process)
+            if on_state is not None:
+                on_state(process)
             if process.state.finished:
                 printer.poll()  # whatever was logged before the close
                 printer.end_line()

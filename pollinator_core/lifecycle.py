@@ -23,6 +23,9 @@ from pollinator_core.project import Project
 from pollinator_core.runs import RunBook, RunRecord, connect_for, forget_snapshot, pull_results
 from pollinator_core.timestamps import parse_time
 
+#: seconds a run may wait in the queue before the follower says so
+WAITING_NOTE = 5.0
+
 
 class Session:
     """A connection in use by one command, with its messages to stderr."""
@@ -31,6 +34,8 @@ class Session:
         self.project = project
         self.conn = conn
         self._executors: dict[str, str] | None = None
+        self._said: set[str] = set()
+        self._created = time.monotonic()
 
     def note(self, message: str) -> None:
         click.echo(f"pollinator: {message}", err=True)
@@ -42,10 +47,19 @@ class Session:
         return self._executors.get(executor_id, executor_id[:12])
 
     def on_state(self, process: Process) -> None:
-        if process.state is ProcessState.WAITING:
-            self.note("waiting for an executor (`pollinator executors` lists them)")
-        elif process.state is ProcessState.RUNNING:
+        """Say once that the run started, or that it has waited a while for an executor."""
+        said = self._said
+        if process.state is ProcessState.RUNNING and "running" not in said:
+            said.add("running")
             self.note(f"running on {self.executor_name(process.assignedexecutorid)}")
+        elif process.state is ProcessState.WAITING and "waiting" not in said:
+            waited = time.monotonic() - self._created
+            if waited > WAITING_NOTE:
+                said.add("waiting")
+                self.note(
+                    f"still waiting for an executor after {waited:.0f} s "
+                    "(`pollinator executors` lists the colony's executors)"
+                )
 
 
 def watch(

@@ -35,7 +35,7 @@ import attrs
 
 from pollinator_core import crypto
 from pollinator_core.backends import Connection
-from pollinator_core.errors import InfraError, UsageError
+from pollinator_core.errors import InfraError, PollinatorError, UsageError
 from pollinator_core.project import Project
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ DEFAULT_IDLE = 600.0
 START_TIMEOUT = 30.0
 #: seconds running jobs get to finish when the agent is told to stop
 STOP_GRACE = 10.0
+#: how the agent reports a startup error in its log, for the command that started it
+ERROR_PREFIX = "agent error: "
 
 
 @attrs.frozen
@@ -161,7 +163,7 @@ def connect_agent(
 
     where = agent_dir(project, backend)
     keys = where.keys()
-    info = ensure_agent(where, executor_type, runtime)
+    info = ensure_agent(where, executor_type, runtime, project.local.runtime)
     config = ClientConfig(
         host="127.0.0.1", port=info.port, colony_name=COLONY, prvkey=keys.user, retries=1
     )
@@ -177,14 +179,17 @@ def connect_agent(
     )
 
 
-def ensure_agent(where: AgentDir, executor_type: str, runtime: str | None) -> AgentInfo:
+def ensure_agent(
+    where: AgentDir, executor_type: str, runtime: str | None, default_runtime: str = "auto"
+) -> AgentInfo:
+    """The running agent, started (with ``runtime``, else ``default_runtime``) if need be."""
     with where.starting():
         info = where.info()
         if info is not None and where.alive():
             if runtime is None or runtime == info.runtime:
                 return info
             _restart_idle_agent(where, info, runtime)
-        return _spawn(where, executor_type, runtime or "auto")
+        return _spawn(where, executor_type, runtime or default_runtime)
 
 
 def _restart_idle_agent(where: AgentDir, info: AgentInfo, runtime: str) -> None:
@@ -229,9 +234,13 @@ def _spawn(where: AgentDir, executor_type: str, runtime: str) -> AgentInfo:
         time.sleep(0.02)
     else:
         child.kill()
+    tail = _tail(where.log_file)
+    if ERROR_PREFIX in tail:  # the agent said why: pass it on as it is
+        message = tail[tail.rindex(ERROR_PREFIX) + len(ERROR_PREFIX) :]
+        raise (UsageError if child.poll() == UsageError.exit_code else InfraError)(message)
     raise InfraError(
         f"The local agent did not start (exit {child.poll()}). Its log, {where.log_file}, "
-        f"ends with:\n{_tail(where.log_file)}"
+        f"ends with:\n{tail}"
     )
 
 
@@ -357,5 +366,13 @@ def run_agent(path: Path, executor_type: str, runtime: str) -> int:
     return 0
 
 
+def main(argv: list[str]) -> int:
+    try:
+        return run_agent(Path(argv[0]), argv[1], argv[2])
+    except PollinatorError as exc:  # one line the starting command shows to the user
+        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+
+
 if __name__ == "__main__":
-    sys.exit(run_agent(Path(sys.argv[1]), sys.argv[2], sys.argv[3]))
+    sys.exit(main(sys.argv[1:]))

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pollinator_local_docker.process_backend import ProcessBackend
 from sim_fixtures import SimColony, sim_colony, simulator  # noqa: F401  (pytest fixtures)
 
 from pollinator_core.client import ColoniesClient
 from pollinator_core.config import ClientConfig
 from pollinator_core.executor import ORPHAN_ERROR, Executor, ExecutorSettings
 from pollinator_core.models import Conditions, FunctionSpec, Process, ProcessState
-from pollinator_local_docker.process_backend import ProcessBackend
 
 
 class NoFiles:
@@ -47,9 +47,12 @@ def py(code: str) -> str:
 
 
 @pytest.fixture
-def user(sim_colony: SimColony) -> Iterator[ColoniesClient]:
+def user(sim_colony: SimColony) -> Iterator[ColoniesClient]:  # noqa: F811
     config = ClientConfig(
-        host=sim_colony.host, port=sim_colony.port, colony_name="test", prvkey=sim_colony.keys.prvkey
+        host=sim_colony.host,
+        port=sim_colony.port,
+        colony_name="test",
+        prvkey=sim_colony.keys.prvkey,
     )
     client = ColoniesClient(config)
     yield client
@@ -60,7 +63,10 @@ StartExecutor = Callable[..., Executor]
 
 
 @pytest.fixture
-def start_executor(sim_colony: SimColony, tmp_path: Path) -> Iterator[StartExecutor]:
+def start_executor(
+    sim_colony: SimColony,  # noqa: F811
+    tmp_path: Path,
+) -> Iterator[StartExecutor]:
     started: list[tuple[Executor, threading.Thread, ColoniesClient]] = []
 
     def start(max_jobs: int = 1) -> Executor:
@@ -225,7 +231,9 @@ def test_shutdown_fails_what_outlives_the_grace(
 
 
 def test_a_restarted_executor_closes_what_its_predecessor_left_running(
-    sim_colony: SimColony, user: ColoniesClient, tmp_path: Path
+    sim_colony: SimColony,  # noqa: F811
+    user: ColoniesClient,
+    tmp_path: Path,
 ) -> None:
     pid = user.submit(spec("sleep 60")).processid
     config = ClientConfig(

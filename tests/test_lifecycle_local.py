@@ -88,6 +88,7 @@ def test_run_without_follow_returns_at_once_and_the_job_goes_on(project: LocalPr
 
 def test_a_run_whose_agent_died_is_closed_failed_not_left_running(project: LocalProject) -> None:
     project.write_main(SLOW_MAIN)
+    project.edit_yaml("# env:", "env:\n  SLEEP: '5'\n# was env:")  # the orphaned job ends soon
     first = project.start("run", "-f", "--runtime", "process")
     first.wait_for("started")
     agent = json.loads((project.root / ".pollinator" / "local" / "agent.json").read_text())
@@ -98,3 +99,9 @@ def test_a_run_whose_agent_died_is_closed_failed_not_left_running(project: Local
     status = json.loads(project.cli("status", "--json", pid[:12]).stdout)  # starts a new agent
     assert status["state"] == "FAILED"
     assert status["errors"] == [ORPHAN_ERROR]
+
+
+def test_cancel_on_interrupt_needs_follow(project: LocalProject) -> None:
+    done = project.cli("run", "--cancel-on-interrupt")
+    assert done.returncode == 2
+    assert "--cancel-on-interrupt only applies with --follow" in done.stderr

@@ -15,7 +15,7 @@ from pollinator_local_docker.base import LocalRuntime
 from pollinator_local_docker.docker_backend import DockerBackend
 from pollinator_local_docker.process_backend import ProcessBackend
 
-from pollinator_core.errors import JobFailed
+from pollinator_core.errors import InfraError, JobFailed
 from pollinator_core.execution import ExecutionBackend, Job, JobState, JobStatus, Mount
 from pollinator_core.lines import LineAssembler
 
@@ -277,3 +277,18 @@ def test_process_runtime_ends_leftover_background_processes() -> None:
     assert status == JobStatus(JobState.SUCCEEDED, 0)
     assert texts(lines) == ["main done\n"]
     assert seconds < 3
+
+
+def test_auto_falls_back_to_host_processes_and_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pollinator_local_docker.plugin import make_runtime
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert isinstance(make_runtime("auto"), ProcessBackend)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no Docker engine at unix:///nonexistent/docker.sock" in err
+    assert "running jobs as host processes instead" in err
+    with pytest.raises(InfraError, match="no Docker engine"):
+        make_runtime("docker")

@@ -69,7 +69,9 @@ class LocalProject:
         self.runtime = runtime
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("COLONIES_")}
         self.env["POLLINATOR_LOCAL_IDLE"] = "120"  # a leaked agent still goes away
-        subprocess.run([POLLINATOR, "new", str(root)], env=self.env, check=True, capture_output=True)
+        subprocess.run(
+            [POLLINATOR, "new", str(root)], env=self.env, check=True, capture_output=True
+        )
         if image:
             self.edit_yaml("docker: python:3.12-rc-bookworm", f"docker: {image}")
 

@@ -121,7 +121,8 @@ class DockerBackend(LocalRuntime):
             raise JobFailed(
                 f"image {image!r} is not on this Docker engine and could not be pulled "
                 f"({_explain(exc)}). Build or load it on the engine (docker build, docker load, "
-                "docker import), or name an image it has in project.yaml (environment.docker)."
+                "docker import), name an image it has in project.yaml (environment.docker), or "
+                "run without containers (--runtime process)."
             ) from exc
         return f"pollinator: pulled image {image}\n".encode()
 

@@ -74,7 +74,8 @@ def run(
     conn = chosen.connect(project, runtime=runtime or project.local.runtime)
     session = Session(project, conn)
     try:
-        session.note(f"{conn.backend} backend" + (f": {conn.notice}" if conn.notice else ""))
+        where = conn.notice or f"{conn.server}, colony {conn.colony}"
+        session.note(f"{conn.backend} backend: {where}")
         record = submit_run(project, conn, quiet=not follow)
         session.note(f"submitted process {record.process_id}")
         if not follow:

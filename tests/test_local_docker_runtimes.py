@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 from infra.components import DockerEngine
 from pollinator_local_docker.base import LocalRuntime
@@ -292,3 +293,31 @@ def test_auto_falls_back_to_host_processes_and_says_so_in_one_line(
     assert "running jobs as host processes instead" in err
     with pytest.raises(InfraError, match="no Docker engine"):
         make_runtime("docker")
+
+
+def test_auto_runs_a_job_whose_image_cannot_be_had_as_a_host_process(
+    docker_engine: DockerEngine, tmp_path: Path
+) -> None:
+    from pollinator_local_docker.auto_backend import AutoBackend
+    from pollinator_local_docker.plugin import make_runtime
+
+    backend = make_runtime("auto")
+    assert isinstance(backend, AutoBackend)
+    try:
+        job = Job(
+            process_id="auto1",
+            image="registry.invalid/no-such-image:1",
+            command="echo in $PROJECT_DIR; exit 4",
+            env={"PROJECT_DIR": "/cfs/p"},
+            mounts=(Mount(str(tmp_path), "/cfs"),),
+        )
+        status, lines, _ = run(backend, job)
+        assert "runtime auto runs this job as a host process" in texts(lines)[0]
+        assert texts(lines)[1:] == [f"in {tmp_path}/p\n"]
+        assert status.state is JobState.FAILED and status.exit_code == 4
+
+        status, lines, _ = run(backend, attrs.evolve(job, image=docker_engine.image))
+        assert texts(lines) == ["in /cfs/p\n"]  # in the container, the mount is where it says
+        assert status.state is JobState.FAILED and status.exit_code == 4
+    finally:
+        backend.close()

@@ -34,6 +34,19 @@ def _explain(exc: Exception) -> str:
     return str(getattr(exc, "explanation", None) or exc).strip()
 
 
+class ImageUnavailable(JobFailed):
+    """The job's image is not on the engine and cannot be pulled."""
+
+    def __init__(self, image: str, why: str) -> None:
+        self.image, self.why = image, why
+        super().__init__(
+            f"image {image!r} is not on this Docker engine and could not be pulled ({why}). "
+            "Build or load it on the engine (docker build, docker load, docker import), name an "
+            "image it has in project.yaml (environment.docker), or run without containers "
+            "(--runtime process)."
+        )
+
+
 class DockerBackend(LocalRuntime):
     """Jobs as containers. Build one with :meth:`connect`, which checks the engine answers."""
 
@@ -118,12 +131,7 @@ class DockerBackend(LocalRuntime):
         try:
             self._client.images.pull(repository, tag=tag or "latest")
         except docker.errors.DockerException as exc:
-            raise JobFailed(
-                f"image {image!r} is not on this Docker engine and could not be pulled "
-                f"({_explain(exc)}). Build or load it on the engine (docker build, docker load, "
-                "docker import), name an image it has in project.yaml (environment.docker), or "
-                "run without containers (--runtime process)."
-            ) from exc
+            raise ImageUnavailable(image, _explain(exc)) from exc
         return f"pollinator: pulled image {image}\n".encode()
 
     def _build(self, job: Job) -> bytes:

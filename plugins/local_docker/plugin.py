@@ -22,28 +22,35 @@ def make_runtime(runtime: str | None = None) -> ExecutionBackend:
     """The backend for ``--runtime`` (default: $POLLINATOR_RUNTIME, else ``auto``).
 
     ``auto`` uses the Docker engine when one answers and otherwise host processes, saying so in
-    one line on stderr.
+    one line on stderr; with an engine, a job whose image cannot be had runs as a host process
+    (see auto_backend).
     """
     from pollinator_core.executor import RUNTIME_ENV
+
+    from .process_backend import ProcessBackend
 
     choice = runtime or os.environ.get(RUNTIME_ENV) or "auto"
     if choice not in RUNTIMES:
         raise UsageError(f"unknown runtime {choice!r}; choose one of {', '.join(RUNTIMES)}")
-    if choice != "process":
-        from .docker_backend import DockerBackend
+    if choice == "process":
+        return ProcessBackend()
+    from .docker_backend import DockerBackend
 
-        try:
-            return DockerBackend.connect()
-        except InfraError as exc:
-            if choice == "docker":
-                raise
-            print(
-                f"pollinator: {exc}; running jobs as host processes instead (--runtime process)",
-                file=sys.stderr,
-            )
-    from .process_backend import ProcessBackend
+    try:
+        docker = DockerBackend.connect()
+    except InfraError as exc:
+        if choice == "docker":
+            raise
+        print(
+            f"pollinator: {exc}; running jobs as host processes instead (--runtime process)",
+            file=sys.stderr,
+        )
+        return ProcessBackend()
+    if choice == "docker":
+        return docker
+    from .auto_backend import AutoBackend
 
-    return ProcessBackend()
+    return AutoBackend(docker, ProcessBackend())
 
 
 @hookimpl

@@ -13,14 +13,22 @@ from pollinator_core.models import ExecutorState
 from .store import State
 from .wire import ApiError
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _hex_error(signature: str) -> str:
+    """Go's hex.DecodeString error for text that is not an even number of hex digits."""
+    for ch in signature:
+        if ch not in _HEX:
+            return f"encoding/hex: invalid byte: U+{ord(ch):04X} {ch!r}"
+    return "encoding/hex: odd length hex string"
+
 
 def recover_signer(payload: str, signature: str) -> str:
     """The signer's ID, or a 403 worded like the official server's signature errors."""
-    try:
-        raw = bytes.fromhex(signature)
-    except ValueError:
-        raise ApiError(403, "encoding/hex: invalid byte in signature") from None
-    if len(raw) != 65:
+    if len(signature) % 2 or not _HEX.issuperset(signature):
+        raise ApiError(403, _hex_error(signature))
+    if len(signature) != 130:
         raise ApiError(403, "Invalid signature length")
     try:
         return crypto.recover_id(payload, signature)

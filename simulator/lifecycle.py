@@ -60,8 +60,8 @@ def spec_doc(spec: models.FunctionSpec) -> tuple[Doc, int, int]:
         "maxretries": spec.maxretries,
         "conditions": {
             "colonyname": c.colonyname,
-            # Go returns a NULL array for "any executor"; ["*"] is stored as given.
-            "executornames": c.executornames or None,
+            # Go returns a NULL array for no names, and [] for ["*"].
+            "executornames": [] if c.executornames == ["*"] else (c.executornames or None),
             "executortype": c.executortype,
             "dependencies": c.dependencies,
             "nodes": c.nodes,

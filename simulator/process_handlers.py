@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
 MAX_COUNT = 100
 MAX_LOG_COUNT = 500
 MIN_PRIORITY, MAX_PRIORITY = -50000, 50000
-_NO_LIMIT = math.inf
+_NO_LIMIT = 2**62  # an assign that names no cpu/mem fits anything
 
 
 def _initiator_name(sim: Simulator, colony: str, signer: str) -> str:
@@ -102,7 +101,7 @@ async def assign(sim: Simulator, signer: str, msg: Payload) -> Any:
             if colony in sim.state.paused:
                 raise ApiError(408, "Assignment timeout: colony assignments are paused")
             continue
-        rec = engine.assign(executor, colony, int(min(cpu, 2**62)), int(min(mem, 2**62)))
+        rec = engine.assign(executor, colony, cpu, mem)
         if rec is not None:
             return rec.doc
         remaining = deadline - time.monotonic()

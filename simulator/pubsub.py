@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from .auth import recover_signer
-from .store import Doc, ProcessRec
+from .store import ProcessRec
 from .wire import ApiError, Payload, dumps
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ class Subscription:
     exectype: str
     state: int
     process_id: str = ""  # empty: any process of the type (a processes subscription)
-    queue: asyncio.Queue[Doc] = field(default_factory=asyncio.Queue)
+    # Frames are rendered when the change happens: the document keeps changing afterwards.
+    queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
 
 def reply_frame(payload_type: str, payload: Any) -> str:
@@ -66,17 +67,22 @@ class PubSub:
         """Called on every state change (from the event-loop thread)."""
         if not self._subs:
             return
+        chosen = []
         general = []
         for sub in self._subs:
             if sub.state != rec.state or sub.exectype != rec.exectype:
                 continue
             if sub.process_id:
                 if sub.process_id == rec.id:
-                    sub.queue.put_nowait(rec.doc)
+                    chosen.append(sub)
             elif sub.colony == rec.colony:
                 general.append(sub)
         if general:
-            general[next(self._turn) % len(general)].queue.put_nowait(rec.doc)
+            chosen.append(general[next(self._turn) % len(general)])
+        if chosen:
+            frame = reply_frame(_PROCESS, rec.doc)
+            for sub in chosen:
+                sub.queue.put_nowait(frame)
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30)
@@ -133,7 +139,7 @@ class PubSub:
             self.sim.authz.require_member(signer, rec.colony)
             sub = Subscription(rec.colony, exectype or rec.exectype, state, rec.id)
             if rec.state == state:
-                sub.queue.put_nowait(rec.doc)
+                sub.queue.put_nowait(reply_frame(_PROCESS, rec.doc))
         else:
             if signer not in self.sim.state.executor_by_id:
                 raise ApiError(403, "executor not found")
@@ -147,11 +153,11 @@ class PubSub:
         try:
             async with asyncio.timeout(max(timeout, 0.0)):
                 while True:
-                    await ws.send_str(reply_frame(_PROCESS, await sub.queue.get()))
+                    await ws.send_str(await sub.queue.get())
         except TimeoutError:
             # A match already queued when the time ran out is still delivered.
             while not sub.queue.empty():
-                await ws.send_str(reply_frame(_PROCESS, sub.queue.get_nowait()))
+                await ws.send_str(sub.queue.get_nowait())
             await ws.close()
         except ConnectionResetError:
             log.debug("subscriber went away")

@@ -30,6 +30,10 @@ log = logging.getLogger("pollinator_simulator")
 
 BUILD_VERSION = "pollinator-simulator"
 _ALIVE_SAVE_EVERY = 30 * 1_000_000_000
+_EMPTY_PAYLOAD_TYPE = (
+    "invalid rpcMsg.PayloadType: empty (this usually means the client is misconfigured - check "
+    "that COLONIES_PRVKEY and other environment variables are set correctly)"
+)
 
 
 def _reply(payload_type: str, payload: Any) -> web.Response:
@@ -160,7 +164,11 @@ class Simulator:
             raise ApiError(400, str(err)) from None
 
         if payload_type == "versionmsg":
-            self._decode(payload, payload_type, "Failed to get server version, invalid JSON")
+            msg = self._decode(payload, "Failed to get server version, invalid JSON")
+            if msg.string("msgtype") != payload_type:
+                raise ApiError(
+                    400, "Failed to get server version, msg.MsgType does not match payloadType"
+                )
             info = {"buildversion": BUILD_VERSION, "buildtime": "", "msgtype": payload_type}
             return _reply(payload_type, info)
         if payload_type == "getserverinfomsg":
@@ -171,23 +179,20 @@ class Simulator:
         signer = recover_signer(payload, signature)
         route = ROUTES.get(payload_type)
         if route is None:
+            if not payload_type:
+                raise ApiError(403, _EMPTY_PAYLOAD_TYPE)
             raise ApiError(403, "invalid rpcMsg.PayloadType: " + payload_type)
-        msg = self._decode(payload, payload_type, route.invalid)
+        msg = self._decode(payload, route.invalid)
         if msg.string("msgtype") != payload_type:
             raise ApiError(400, route.mismatch)
         return _reply(route.reply_type, await route.handler(self, signer, msg))
 
     @staticmethod
-    def _decode(payload: str, payload_type: str, invalid: str) -> Payload:
+    def _decode(payload: str, invalid: str) -> Payload:
         try:
             data = json.loads(base64.b64decode(payload, validate=True))
         except (ValueError, binascii.Error):
             raise ApiError(400, invalid) from None
         if not isinstance(data, dict):
             raise ApiError(400, invalid)
-        msg = Payload(data, invalid)
-        if payload_type == "versionmsg" and msg.string("msgtype") != payload_type:
-            raise ApiError(
-                400, "Failed to get server version, msg.MsgType does not match payloadType"
-            )
-        return msg
+        return Payload(data, invalid)

@@ -18,8 +18,6 @@ from pollinator_core.crypto import sha3_hex
 
 T = TypeVar("T")
 
-ZERO_TIME = models.ZERO_TIME
-
 
 class ApiError(Exception):
     """An RPC failure: becomes an error envelope whose HTTP status equals ``status``."""
@@ -43,7 +41,7 @@ def fmt_time(ns: int) -> str:
     """RFC 3339 in UTC with microseconds, trailing zeros trimmed (Go's RFC3339Nano over
     PostgreSQL's microsecond timestamps); 0 is Go's zero time."""
     if ns <= 0:
-        return ZERO_TIME
+        return models.ZERO_TIME
     secs, rem = divmod(ns, 1_000_000_000)
     base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     micros = rem // 1000
@@ -82,9 +80,6 @@ class Payload:
 
     def _bad(self) -> ApiError:
         return ApiError(400, self.invalid)
-
-    def has(self, key: str) -> bool:
-        return self._fields.get(key) is not None
 
     def string(self, key: str) -> str:
         value = self._fields.get(key)
@@ -133,9 +128,6 @@ class Payload:
             return models.from_dict(cls, value)
         except Exception:
             raise self._bad() from None
-
-    def raw(self, key: str) -> Any:
-        return self._fields.get(key)
 
 
 # --- resource units, parsed as the official server does -------------------------------------

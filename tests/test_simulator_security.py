@@ -50,7 +50,8 @@ def test_tampered_payload_recovers_a_stranger(sim_colony: SimColony) -> None:  #
 @pytest.mark.parametrize(
     ("signature", "message"),
     [
-        ("zz" * 65, "encoding/hex: invalid byte in signature"),
+        ("zz" * 65, "encoding/hex: invalid byte: U+007A 'z'"),
+        ("0" * 129, "encoding/hex: odd length hex string"),
         ("00" * 64, "Invalid signature length"),
         ("00" * 65, "Failed to recover public key: invalid signature"),
     ],

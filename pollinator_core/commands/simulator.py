@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ def serve(host: str, port: int, db: Path | None, allow_remote: bool) -> None:
     With none set, development keys are generated (and reused on restart with --db) and the
     `export` lines a shell needs are printed to stdout.
     """
-    from pollinator_simulator.service import run  # imported here: aiohttp is not needed for --help
-
-    run(host, port, db, allow_remote, os.environ, sys.stdout)
+    # Imported on use (aiohttp is not needed for --help), by name: mypy cannot map the
+    # pollinator_simulator package onto its simulator/ directory.
+    service = importlib.import_module("pollinator_simulator.service")
+    service.run(host, port, db, allow_remote, os.environ, sys.stdout)

@@ -1,0 +1,2 @@
+"""Kubernetes execution plugin (package reserved in the layout; the backend and its entry point
+arrive with the Kubernetes issue)."""

@@ -363,8 +363,14 @@ class Executor:
         pid = active.process.processid
         deadline = _deadline(active.process)
         if deadline is not None and time.time() > deadline - DEADLINE_MARGIN:
-            limit = active.process.spec.maxexectime
-            self._halt(active, f"maximum execution time exceeded ({limit} s)", lost=False)
+            spec = active.process.spec
+            # Pollinator's specs set maxexectime to the walltime: say so in the user's terms.
+            what = (
+                "walltime"
+                if spec.maxexectime == spec.conditions.walltime
+                else "maximum execution time"
+            )
+            self._halt(active, f"{what} exceeded ({spec.maxexectime} s)", lost=False)
             return
         try:
             now = self._client.get_process(pid)

@@ -27,10 +27,6 @@ from pollinator_core.project import Project
 FUNCNAME = "execute"
 EXECUTOR_TYPE = "container-executor"
 MOUNT = "/cfs"
-#: maxexectime = walltime + this. The backend enforces walltime itself; the server's clock
-#: starts at assignment and must not requeue a job the backend is still running (the original's
-#: walltime-1 did: reference bug 10).
-WALLTIME_GRACE = 30
 
 
 def build_function_spec(project: Project, snapshot_id: str, colony_name: str) -> FunctionSpec:
@@ -51,7 +47,10 @@ def build_function_spec(project: Project, snapshot_id: str, colony_name: str) ->
         },
         priority=project.priority,
         maxwaittime=project.maxwaittime,
-        maxexectime=conditions.walltime + WALLTIME_GRACE,
+        # The server's clock starts at assignment; the executor stops the job just before it
+        # runs out, so the server never requeues a job a backend is still running (the
+        # original's walltime-1 did: reference bug 10). Official executors require <= walltime.
+        maxexectime=conditions.walltime,
         maxretries=project.maxretries,
         conditions=Conditions(
             colonyname=colony_name,

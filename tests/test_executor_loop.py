@@ -190,9 +190,11 @@ def test_cancel_on_the_server_stops_the_job(
 def test_walltime_and_maxexectime_stop_the_job(
     user: ColoniesClient, start_executor: StartExecutor
 ) -> None:
-    start_executor(max_jobs=2)
+    start_executor(max_jobs=3)
     by_walltime = user.submit(spec("sleep 60", conditions={"walltime": 1})).processid
     by_deadline = user.submit(spec("sleep 60", maxexectime=3)).processid
+    # Pollinator's own specs: maxexectime == walltime, stopped by the deadline check first.
+    as_pollinator = user.submit(spec("sleep 60", maxexectime=3, conditions={"walltime": 3}))
     walled = wait_done(user, by_walltime)
     assert (walled.state, walled.errors[0]) == (ProcessState.FAILED, "walltime exceeded (1 s)")
     expired = wait_done(user, by_deadline)
@@ -200,6 +202,9 @@ def test_walltime_and_maxexectime_stop_the_job(
     # Closed by the executor just before the server's deadline, not requeued by the server.
     assert expired.errors[0] == "maximum execution time exceeded (3 s)"
     assert expired.retries == 0
+    ours = wait_done(user, as_pollinator.processid)
+    assert (ours.state, ours.errors[0]) == (ProcessState.FAILED, "walltime exceeded (3 s)")
+    assert ours.retries == 0
 
 
 def test_jobs_run_concurrently_up_to_the_limit(

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 from test_project import EVERY_KEY
 
-from pollinator_core.funcspec import WALLTIME_GRACE, build_function_spec
+from pollinator_core.funcspec import build_function_spec
 from pollinator_core.models import FunctionSpec, dumps, from_dict, to_dict
 from pollinator_core.project import Project, parse_project
 from pollinator_core.scaffold import render_project_yaml
@@ -90,7 +90,7 @@ def test_the_original_shape_with_the_documented_departures() -> None:
         "env": {"PROJECT_DIR": "/cfs/pollinator/demo"},
     }  # fmt: skip
     original["label"] = "demo"  # (b) the project name, not "test_label"
-    original["maxexectime"] = 600 + WALLTIME_GRACE  # (c) walltime + grace, not walltime - 1
+    original["maxexectime"] = 600  # (c) walltime, not walltime - 1
     original["fs"]["dirs"][0]["label"] = "/pollinator/demo/result/{processid}"  # (a)
     text = "projectname: demo\nconditions:\n  executorNames: [ex]\n"
     assert to_dict(build_function_spec(project(text), "SNAP", "col")) == original
@@ -104,7 +104,7 @@ def test_the_official_decoders_read_it_back() -> None:
 def test_project_keys_override_the_defaults() -> None:
     spec = build_function_spec(project(EVERY_KEY), "s", "c")
     assert (spec.priority, spec.maxretries, spec.maxwaittime) == (7, 0, 3600)
-    assert spec.maxexectime == 5400 + WALLTIME_GRACE
+    assert spec.maxexectime == 5400
     assert spec.label == "nightly"
     assert spec.env == {
         "PROJECT_DIR": "/cfs/pollinator/full",

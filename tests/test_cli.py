@@ -89,7 +89,8 @@ def test_completion_imports_no_command() -> None:
 
 
 def test_completion(runner: CliRunner) -> None:
-    env = {"_POLLINATOR_COMPLETE": "bash_complete", "COMP_WORDS": "pollinator ru", "COMP_CWORD": "1"}
+    env = {"_POLLINATOR_COMPLETE": "bash_complete", "COMP_WORDS": "pollinator ru"}
+    env["COMP_CWORD"] = "1"
     result = runner.invoke(cli, [], prog_name="pollinator", env=env)
     assert result.output.split() == ["plain,run"]
 

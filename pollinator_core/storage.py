@@ -13,7 +13,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pollinator_core.errors import UsageError
 from pollinator_core.models import Reference, S3Object
@@ -48,7 +48,8 @@ class StorageLocation:
             raise ValueError("StorageLocation needs fs or factory")
         self._fs = fs
         self._factory = factory
-        self._lock = threading.Lock()
+        self._fs_lock = threading.Lock()
+        self._prepare_lock = threading.Lock()
         self._prepared = False
         self.root = root.rstrip("/")
         self.key_prefix = key_prefix
@@ -61,7 +62,7 @@ class StorageLocation:
     @property
     def fs(self) -> AbstractFileSystem:
         if self._fs is None:
-            with self._lock:
+            with self._fs_lock:
                 if self._fs is None:
                     assert self._factory is not None
                     self._fs = self._factory()
@@ -95,7 +96,7 @@ class StorageLocation:
         """Make the root writable (create the bucket or directory) once per location."""
         if self._prepared:
             return
-        with self._lock:
+        with self._prepare_lock:
             if not self._prepared:
                 self._prepare()
                 self._prepared = True
@@ -119,6 +120,9 @@ class StorageLocation:
 
     def get_bytes(self, object_key: str) -> bytes:
         return bytes(self.fs.cat_file(self.path(object_key)))
+
+    def remove(self, object_key: str) -> None:
+        self.fs.rm_file(self.path(object_key))
 
     def get_file(self, object_key: str, local_path: str) -> None:
         self.fs.get_file(self.path(object_key), local_path)
@@ -174,25 +178,19 @@ def storage_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
     return f"s3://{bucket}"
 
 
-def open_storage(url_or_config: str | os.PathLike[str] | Any | None = None) -> StorageLocation:
-    """Resolve a storage URL (or a config with a ``storage_url`` attribute; None: the
-    environment) to a location through the plugins' ``pollinator_storage`` hook."""
-    if url_or_config is None:
+def open_storage(url: str | os.PathLike[str] | None = None) -> StorageLocation:
+    """Resolve a storage URL (a path, ``file://``, ``s3://``, ``memory://`` or a plugin's
+    scheme; None: the AWS_S3_* environment) through the plugins' ``pollinator_storage`` hook."""
+    if url is None:
         url = storage_url_from_env()
         if url is None:
             raise UsageError(
                 "no file storage configured: set AWS_S3_ENDPOINT, AWS_S3_BUCKET and the S3 "
                 "credentials, or use --backend local"
             )
-    elif isinstance(url_or_config, str | os.PathLike):
-        url = os.fspath(url_or_config)
-    else:
-        url = str(getattr(url_or_config, "storage_url", "") or "")
-        if not url:
-            return open_storage(None)
-    location = _hook_storage(url)
+    location = _hook_storage(os.fspath(url))
     if location is None:
-        raise UsageError(f"no storage plugin handles {url!r} (built in: s3://, file://, memory://)")
+        raise UsageError(f"no storage plugin handles {url!s} (built in: s3://, file://, memory://)")
     return location
 
 

@@ -1,15 +1,15 @@
 """The built-in storage plugin: S3 (the official AWS_S3_* variables), local directories, memory.
 
 Registered in the ``pollinator`` entry-point group like any third-party plugin. s3fs is
-imported only when an S3 location first transfers bytes.
+imported only when an S3 location first moves a large object.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pollinator_core.errors import InfraError, UsageError
@@ -23,6 +23,11 @@ from pollinator_core.storage import (
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
+
+    from pollinator_core.s3_signed import SignedS3
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _TRUE = {"true", "1", "yes", "on"}
 # Parts of a multipart upload; s3fs switches to multipart at twice this size.
@@ -99,6 +104,10 @@ def s3_location(url: str, env: Mapping[str, str] | None = None) -> StorageLocati
     bucket = bucket or settings.bucket
     if not bucket:
         raise UsageError("s3:// storage needs a bucket: s3://BUCKET or AWS_S3_BUCKET")
+    if not (settings.access_key and settings.secret_key):
+        raise UsageError(
+            "S3 storage needs AWS_S3_ACCESSKEY and AWS_S3_SECRETKEY (as the official tools do)"
+        )
     record = S3Object(
         server=settings.host,
         port=settings.port,
@@ -106,13 +115,7 @@ def s3_location(url: str, env: Mapping[str, str] | None = None) -> StorageLocati
         region=settings.region,
         bucket=bucket,
     )
-    return S3StorageLocation(
-        factory=lambda: _s3fs(settings),
-        root=bucket,
-        record=record,
-        key_prefix=f"{prefix}/" if prefix else "",
-        protocol="s3",
-    )
+    return S3StorageLocation(settings, bucket, f"{prefix}/" if prefix else "", record)
 
 
 def _s3fs(settings: S3Settings) -> AbstractFileSystem:
@@ -142,90 +145,97 @@ def _s3fs(settings: S3Settings) -> AbstractFileSystem:
 
 
 class S3StorageLocation(StorageLocation):
-    """S3 through s3fs: HEAD (not s3fs's HEAD-then-LIST) to test for an object, the bucket
-    created on first write, multipart above :data:`MULTIPART_CHUNK` * 2."""
+    """S3: ``fs`` is s3fs, used for large objects (multipart uploads, parallel ranged
+    downloads); the many small requests of a sync go through :class:`SignedS3`. Neither is
+    created before the first transfer. The bucket is created on the first write."""
+
+    def __init__(self, settings: S3Settings, bucket: str, key_prefix: str, record: S3Object):
+        super().__init__(
+            factory=lambda: _s3fs(settings),
+            root=bucket,
+            record=record,
+            key_prefix=key_prefix,
+            protocol="s3",
+        )
+        self._settings = settings
+        self._signed: SignedS3 | None = None
+
+    @property
+    def requests(self) -> SignedS3:
+        if self._signed is None:
+            from pollinator_core.s3_signed import SignedS3
+
+            s = self._settings
+            assert s.access_key and s.secret_key
+            self._signed = SignedS3(
+                s.endpoint_url or f"https://{s.host}",
+                s.access_key,
+                s.secret_key,
+                s.region or "us-east-1",
+                verify=not s.skip_verify,
+            )
+        return self._signed
 
     def _prepare(self) -> None:
         try:
-            if not self._head("head_bucket", Bucket=self.root):
-                self.fs.call_s3("create_bucket", Bucket=self.root)
+            if not self.requests.head(self.root):
+                self.requests.create_bucket(self.root)
         except PermissionError as exc:
             raise InfraError(f"S3 refused access to bucket {self.root!r}: {exc}") from exc
         except OSError as exc:
-            raise InfraError(f"S3 storage unreachable ({self.record.server}): {exc}") from exc
+            raise InfraError(f"S3 storage at {self.record.server} failed: {exc}") from exc
 
     def has_object(self, object_key: str) -> bool:
-        return self._head("head_object", Bucket=self.root, Key=object_key)
+        return self.requests.head(self.root, object_key)
 
-    def _head(self, method: str, **kwargs: str) -> bool:
-        try:
-            self.fs.call_s3(method, **kwargs)
-        except FileNotFoundError:
-            return False
-        return True
+    def put_bytes(self, object_key: str, data: bytes) -> None:
+        self.requests.put(self.root, object_key, data)
+
+    def get_bytes(self, object_key: str) -> bytes:
+        return self.requests.get(self.root, object_key)
+
+    def put_file(self, object_key: str, local_path: str) -> None:
+        self.fs.put_file(local_path, self.path(object_key), chunksize=MULTIPART_CHUNK)
 
     def existing(self, object_keys: Collection[str]) -> set[str]:
-        from fsspec.asyn import sync
-
+        # A HEAD per key is one request each; for many keys a listing is far cheaper (1,000
+        # keys a page), within a page budget worth the HEADs it replaces. Content keys are
+        # uniform hex, so 16 ranges by first digit are listed in parallel.
         keys = set(object_keys)
-        if not keys:
-            return set()
-        found: set[str] = sync(self.fs.loop, self._existing, keys)
-        return found
-
-    async def _existing(self, keys: set[str]) -> set[str]:
-        # A HEAD per key is one request each (~1,000/s on Ceph); for many keys a listing is
-        # far cheaper (1,000 keys a page), within a page budget worth the HEADs it replaces.
-        # Content keys are uniform hex, so 16 ranges by first digit are listed in parallel.
-        found: set[str] = set()
         undecided = keys
+        found: set[str] = set()
         if len(keys) >= LIST_MIN_KEYS:
             groups: dict[str, set[str]] = {}
             for key in keys:
                 groups.setdefault(key[: len(self.key_prefix) + 1], set()).add(key)
             budget = max(1, len(keys) // (HEADS_PER_PAGE * len(groups)))
-            results = await asyncio.gather(
-                *(self._list_range(p, ks, budget) for p, ks in groups.items())
-            )
             undecided = set()
-            for listed, rest in results:
+            for listed, rest in _pmap(
+                lambda item: self._list_range(item[0], item[1], budget), groups.items()
+            ):
                 found |= listed
                 undecided |= rest
-        limit = asyncio.Semaphore(MAX_CONNECTIONS // 2)
-
-        async def head(key: str) -> str | None:
-            async with limit:
-                try:
-                    await self.fs._call_s3("head_object", Bucket=self.root, Key=key)
-                except FileNotFoundError:
-                    return None
-                return key
-
-        found.update(k for k in await asyncio.gather(*map(head, undecided)) if k)
+        ordered = list(undecided)
+        present = _pmap(self.has_object, ordered)
+        found.update(k for k, there in zip(ordered, present, strict=True) if there)
         return found
 
-    async def _list_range(
-        self, prefix: str, keys: set[str], pages: int
-    ) -> tuple[set[str], set[str]]:
-        """(keys seen listed, keys the page budget did not reach)."""
+    def _list_range(self, prefix: str, keys: set[str], pages: int) -> tuple[set[str], set[str]]:
+        """(keys seen listed, keys beyond what the page budget reached)."""
         listed: set[str] = set()
-        first, top = min(keys), max(keys)
-        kwargs: dict[str, Any] = {"Bucket": self.root, "Prefix": prefix, "StartAfter": first[:-1]}
-        last = ""
+        start, top, last, token = min(keys)[:-1], max(keys), "", ""
         for _ in range(pages):
-            page = await self.fs._call_s3("list_objects_v2", **kwargs)
-            contents = page.get("Contents") or []
-            listed.update(o["Key"] for o in contents)
-            if contents:
-                last = contents[-1]["Key"]
-            if not page.get("IsTruncated") or last >= top:
+            page, token = self.requests.list_page(self.root, prefix, start_after=start, token=token)
+            listed.update(page)
+            last = page[-1] if page else last
+            if not token or last >= top:
                 return keys & listed, set()
-            kwargs = {
-                "Bucket": self.root,
-                "Prefix": prefix,
-                "ContinuationToken": page["NextContinuationToken"],
-            }
         return keys & listed, {k for k in keys if k > last}
 
-    def put_file(self, object_key: str, local_path: str) -> None:
-        self.fs.put_file(local_path, self.path(object_key), chunksize=MULTIPART_CHUNK)
+
+def _pmap(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    todo = list(items)
+    if len(todo) <= 1:
+        return [fn(x) for x in todo]
+    with ThreadPoolExecutor(max_workers=min(len(todo), MAX_CONNECTIONS // 2)) as pool:
+        return list(pool.map(fn, todo))

@@ -98,13 +98,23 @@ def test_s3_location_records_carry_no_secrets(clean_env: pytest.MonkeyPatch) -> 
     assert loc.path(s3.object) == "bkt/some/prefix/" + "ab" * 32
 
 
+def test_s3_needs_the_official_credentials() -> None:
+    with pytest.raises(UsageError, match="AWS_S3_ACCESSKEY and AWS_S3_SECRETKEY"):
+        s3_location("s3://bkt", {"AWS_S3_ENDPOINT": "127.0.0.1:7480"})
+
+
 def test_opening_s3_does_not_import_s3fs() -> None:
     code = (
         "import sys; from pollinator_core.storage import open_storage; "
         "loc = open_storage('s3://bucket'); loc.reference('k'); "
         "assert 's3fs' not in sys.modules and 'botocore' not in sys.modules, 'imported'"
     )
-    env = {**os.environ, "AWS_S3_ENDPOINT": "127.0.0.1:1"}
+    env = {
+        **os.environ,
+        "AWS_S3_ENDPOINT": "127.0.0.1:1",
+        "AWS_S3_ACCESSKEY": "a",
+        "AWS_S3_SECRETKEY": "s",
+    }
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
@@ -187,7 +197,9 @@ def fresh_bucket(s3_env: S3Server) -> Iterator[str]:
 @pytest.mark.s3
 def test_s3_bucket_is_created_on_first_write(fresh_bucket: str, s3_env: S3Server) -> None:
     loc = open_storage(f"s3://{fresh_bucket}")
-    assert loc.record.bucket == fresh_bucket and loc.record.port == int(s3_env.endpoint.split(":")[1])
+    assert loc.record.bucket == fresh_bucket and loc.record.port == int(
+        s3_env.endpoint.split(":")[1]
+    )
     loc.prepare_write()
     loc.put_bytes("k", b"v")
     assert boto(s3_env).get_object(Bucket=fresh_bucket, Key="k")["Body"].read() == b"v"
@@ -220,3 +232,52 @@ def test_s3_large_files_go_multipart(fresh_bucket: str, s3_env: S3Server, tmp_pa
     assert "-" in head["ETag"]  # multipart ETags are "<md5 of md5s>-<parts>"
     loc.get_file("big", str(tmp_path / "back.bin"))
     assert (tmp_path / "back.bin").read_bytes() == data
+
+
+@pytest.mark.s3
+def test_s3_wrong_secret_is_refused_clearly(
+    s3_env: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pollinator_core.errors import InfraError
+
+    monkeypatch.setenv("AWS_S3_SECRETKEY", "not-the-secret")
+    loc = open_storage(f"s3://{s3_env.bucket}")
+    with pytest.raises(InfraError, match="refused access"):
+        loc.prepare_write()
+
+
+def test_signed_requests_retry_transient_failures() -> None:
+    import http.server
+    import threading
+
+    from pollinator_core.s3_signed import SignedS3
+
+    seen: list[tuple[str, str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, self.headers["Authorization"], self.headers["x-amz-date"]))
+            status = 503 if len(seen) == 1 else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        s3 = SignedS3(f"http://127.0.0.1:{server.server_port}", "AK", "SK", "us-east-1")
+        s3.put("bkt", "pre/" + "ab" * 32, b"data")
+    finally:
+        server.shutdown()
+    assert [p for p, _, _ in seen] == ["/bkt/pre/" + "ab" * 32] * 2
+    auth = seen[-1][1]
+    assert (
+        auth.startswith("AWS4-HMAC-SHA256 Credential=AK/") and "/us-east-1/s3/aws4_request" in auth
+    )
+    assert "SK" not in auth

@@ -530,3 +530,58 @@ def test_pycolonies_style_records_with_random_object_keys_are_read(
     out = tmp_path / "out"
     push(client, out, label, storage, mode=Mode.PULL)
     assert (out / "o.txt").read_bytes() == b"official"
+
+
+def test_a_snapshot_whose_file_was_removed_later_fails_clearly(
+    client: ColoniesClient, storage: StorageLocation, label: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    write(src, "a.txt", "a")
+    write(src, "gone.txt", "g")
+    push(client, src, label, storage)
+    snap = client.create_snapshot(COLONY, label, uuid.uuid4().hex)
+    (src / "gone.txt").unlink()
+    push(client, src, label, storage)
+    with pytest.raises(PollinatorError, match="no longer exists: a later sync removed it"):
+        download_snapshot(client, COLONY, snap.snapshotid, tmp_path / "run", storage)
+
+
+def test_two_syncs_of_one_directory_never_overlap(
+    client: ColoniesClient, storage: StorageLocation, label: str, tmp_path: Path
+) -> None:
+    from pollinator_core.sync.index import locked
+
+    src = tmp_path / "src"
+    write(src, "a.txt", "a")
+    index = tmp_path / "idx.json"
+    with locked(index), pytest.raises(UsageError, match="another sync of this directory"):
+        push(client, src, label, storage, index=index)
+    assert push(client, src, label, storage, index=index).done is not None
+
+
+def test_a_large_file_changing_during_its_upload_leaves_no_object_and_no_record(
+    client: ColoniesClient,
+    storage: StorageLocation,
+    label: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pollinator_core.sync import transfer
+
+    monkeypatch.setattr(transfer, "SMALL_OBJECT", 10)  # stream even small files
+    src = tmp_path / "src"
+    path = write(src, "big.bin", b"x" * 100)
+    real_put = storage.put_file
+
+    def put_then_write(key: str, local: str) -> None:
+        real_put(key, local)
+        path.write_bytes(b"y" * 100)  # a writer racing the upload
+
+    monkeypatch.setattr(storage, "put_file", put_then_write)
+    with pytest.raises(UsageError, match="changed while it was being uploaded"):
+        push(client, src, label, storage)
+    assert not storage.has_object(hashlib.sha256(b"x" * 100).hexdigest())
+    assert records(client, label) == {}
+    monkeypatch.setattr(storage, "put_file", real_put)
+    push(client, src, label, storage)
+    assert records(client, label)["big.bin"].checksum == hashlib.sha256(b"y" * 100).hexdigest()

@@ -341,3 +341,27 @@ def test_merge_is_the_official_two_way_sync(keeplocal: bool) -> None:
         [expected_both, ("upload", "local-only", "new"), ("download", "remote-only", "new")]
     )
     assert not plan.of(Kind.REMOVE)
+
+
+def test_progress_only_on_a_terminal_and_not_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    from pollinator_core.sync.progress import NoProgress, RichProgress, make_progress
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert isinstance(make_progress(False), NoProgress)
+    tty = io.StringIO()
+    tty.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr(sys, "stderr", tty)
+    assert isinstance(make_progress(False), RichProgress)
+    assert isinstance(make_progress(True), NoProgress)
+
+
+def test_scan_follows_directory_links_inside_but_not_loops(tmp_path: Path) -> None:
+    _write(tmp_path, "real/a.txt")
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "up").symlink_to(tmp_path)
+    found = scan(tmp_path, IgnoreRules.for_tree(tmp_path))
+    assert sorted(found.files) == ["alias/a.txt", "real/a.txt"]
+    assert dict(found.skipped) == {"alias/up": "symlink loop", "real/up": "symlink loop"}

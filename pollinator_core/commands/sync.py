@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from pollinator_core.commands import load
-from pollinator_core.sync import TREES, Kind, SyncOptions, SyncReport
+from pollinator_core.sync import TREES, Action, Kind, SyncOptions, SyncReport
 
+_DIR_KINDS = (Kind.MARK, Kind.UNMARK, Kind.MKDIR)
 _OPS = {
     Kind.UPLOAD: "upload",
     Kind.DOWNLOAD: "download",
@@ -76,16 +77,14 @@ def show_reports(reports: Iterable[SyncReport], project_root: Path, *, quiet: bo
     """Print what a sync did (or, for a dry run, would do). Conflicts are always shown."""
     for report in reports:
         base = _rel(report.local_dir, project_root)
-        dry = report.done is None
+        dry = report.dry_run
         for rel, why in report.skipped:
             if not quiet:
                 click.echo(f"skipped  {base}/{rel}: {why}", err=True)
         for a in report.plan.actions:
-            if a.kind is Kind.UNMARK and a.reason == "not empty":
-                continue  # bookkeeping: the directory's files now stand for it
-            path = f"{base}/{a.rel}" + (
-                "/" if a.kind in (Kind.MARK, Kind.UNMARK, Kind.MKDIR) else ""
-            )
+            if not _shown(a):
+                continue
+            path = f"{base}/{a.rel}" + ("/" if a.kind in _DIR_KINDS else "")
             if a.reason == "conflict":
                 saved = f"{base}/{a.target}"
                 verb = "would be saved" if dry else "saved"
@@ -106,6 +105,14 @@ def show_reports(reports: Iterable[SyncReport], project_root: Path, *, quiet: bo
             click.echo(_summary(base, report), err=True)
 
 
+def _shown(a: Action) -> bool:
+    """Bookkeeping is not listed: the root's marker, and a marker whose directory now has
+    files to stand for it."""
+    if a.kind in _DIR_KINDS and a.rel == "":
+        return False
+    return not (a.kind is Kind.UNMARK and a.reason == "not empty")
+
+
 def _summary(base: str, report: SyncReport) -> str:
     done = report.done
     if done is None or not report.plan.actions:
@@ -117,7 +124,7 @@ def _summary(base: str, report: SyncReport) -> str:
         parts.append(f"{len(done.downloaded)} down ({_size(done.bytes_down)})")
     if done.removed:
         parts.append(f"{len(done.removed)} removed")
-    dirs = len(done.marked) + len(done.mkdirs)
+    dirs = len([d for d in (*done.marked, *done.mkdirs) if d])
     if dirs:
         parts.append(f"{dirs} empty dir(s)")
     return f"{base}: {', '.join(parts) or 'up to date'} ({report.seconds:.2f} s)"

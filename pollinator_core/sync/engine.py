@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,7 +11,7 @@ import attrs
 
 from pollinator_core.errors import UsageError
 from pollinator_core.sync.ignore import IgnoreRules
-from pollinator_core.sync.index import RACY_NS, Index, RemoteFile, hash_tree, locked
+from pollinator_core.sync.index import Index, RemoteFile, hash_tree, locked
 from pollinator_core.sync.paths import MARKER, label_of, split
 from pollinator_core.sync.plan import Mode, Plan, make_plan
 from pollinator_core.sync.progress import Progress
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 # Concurrent transfers and metadata calls: the Colonies client pools 16 connections.
 DEFAULT_WORKERS = 16
+log = logging.getLogger("pollinator.sync")
 
 
 @attrs.frozen
@@ -41,7 +43,8 @@ class SyncReport:
     mode: Mode
     plan: Plan
     skipped: list[tuple[str, str]]
-    done: Done | None = None  # None for a dry run
+    dry_run: bool = False
+    done: Done | None = None  # None when nothing was carried out
     seconds: float = 0.0
 
 
@@ -85,9 +88,11 @@ def sync_tree(
             local_dir, tree.files, index, rehash=options.checksum, workers=options.workers
         )
         index.prune(tree.files)
+        log.debug("%s: %d local files scanned and hashed", label, len(tree.files))
         remote = list_remote(
             client, colony, label, index, workers=options.workers, refresh=options.checksum
         )
+        log.debug("%s: %d remote files listed", label, len(remote.files))
         local = {rel: (shas[rel], key[0]) for rel, key in tree.files.items()}
         plan = make_plan(
             mode,
@@ -98,8 +103,8 @@ def sync_tree(
             delete=options.delete,
             keeplocal=keeplocal,
         )
-        index.base.update(plan.agreed)
-        report = SyncReport(local_dir, label, mode, plan, tree.skipped)
+        index.agree(plan.agreed)
+        report = SyncReport(local_dir, label, mode, plan, tree.skipped, options.dry_run)
         if options.dry_run or not plan.actions:
             index.save()
             report.seconds = time.monotonic() - started
@@ -117,10 +122,12 @@ def sync_tree(
             known_objects=remote.objects,
             progress=progress,
         )
+        log.debug("%s: %d actions planned", label, len(plan.actions))
         failed = True
         try:
             report.done = transfer.run(plan.actions)
             failed = False
+            log.debug("%s: actions carried out", label)
         finally:
             _record(index, transfer.done, tree.files)
             changed = _expected_labels(index, label, transfer.done, storage)
@@ -137,11 +144,10 @@ def sync_tree(
 def _record(index: Index, done: Done, keys: dict[str, StatKey]) -> None:
     """What both sides now agree on, and the stat keys of files whose content we just read."""
     now = time.time_ns()
+    index.dirty = True
     for rel, (sha, _) in done.uploaded.items():
         index.base[rel] = sha
-        key = keys[rel]
-        if now - max(key[1], key[3]) > RACY_NS:
-            index.files[rel] = (*key, sha)
+        index.remember(rel, keys[rel], sha, now)
     for rel, sha in done.downloaded.items():
         index.base[rel] = sha
     for rel in done.removed:

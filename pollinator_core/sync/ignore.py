@@ -14,6 +14,9 @@ import pathspec
 
 IGNORE_FILE = ".pollinatorignore"
 DEFAULT_PATTERNS = (".git/", "__pycache__/", ".venv/", "*.pyc", ".pollinator/")
+# The defaults as plain name tests: checked for every file, they must cost next to nothing.
+_DEFAULT_DIRS = frozenset(p.rstrip("/") for p in DEFAULT_PATTERNS if p.endswith("/"))
+_DEFAULT_SUFFIXES = tuple(p[1:] for p in DEFAULT_PATTERNS if p.startswith("*"))
 
 
 def _spec(lines: list[str] | tuple[str, ...]) -> pathspec.GitIgnoreSpec:
@@ -24,13 +27,14 @@ class IgnoreRules:
     """Immutable: :meth:`below` returns a new set with one more directory's file added."""
 
     def __init__(self, layers: tuple[tuple[pathspec.GitIgnoreSpec, str, str], ...]) -> None:
-        # (spec, strip, add): a tree path ``rel`` is matched as ``add + rel[len(strip):]``.
+        # (spec, strip, add): a tree path ``rel`` is matched as ``add + rel[len(strip):]``;
+        # the defaults sit below every layer.
         self._layers = layers
 
     @classmethod
     def for_tree(cls, tree: Path, project_root: Path | None = None) -> IgnoreRules:
         """Defaults, plus the project's top-level ignore file when ``tree`` is inside it."""
-        layers: list[tuple[pathspec.GitIgnoreSpec, str, str]] = [(_spec(DEFAULT_PATTERNS), "", "")]
+        layers: list[tuple[pathspec.GitIgnoreSpec, str, str]] = []
         if project_root is not None and project_root != tree:
             top = read_lines(project_root / IGNORE_FILE)
             try:
@@ -54,7 +58,8 @@ class IgnoreRules:
             include = spec.check_file(add + path[len(strip) :]).include
             if include is not None:
                 return include
-        return False
+        name = rel.rpartition("/")[2]
+        return (is_dir and name in _DEFAULT_DIRS) or name.endswith(_DEFAULT_SUFFIXES)
 
 
 def read_lines(path: Path) -> list[str]:

@@ -46,6 +46,7 @@ class Index:
         self.files: dict[str, tuple[int, int, int, int, str]] = {}
         self.base: dict[str, str] = {}
         self.remote: dict[str, RemoteLabel] = {}
+        self.dirty = False  # saved only when something changed: unchanged syncs write nothing
 
     @classmethod
     def load(cls, path: Path | None, identity: str) -> Index:
@@ -71,7 +72,7 @@ class Index:
         return index
 
     def save(self) -> None:
-        if self.path is None:
+        if self.path is None or not self.dirty:
             return
         doc: dict[str, Any] = {
             "version": VERSION,
@@ -83,8 +84,9 @@ class Index:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(doc, f, separators=(",", ":"))
+            f.write(json.dumps(doc, separators=(",", ":")))  # dumps: the C encoder; dump is not
         os.replace(tmp, self.path)
+        self.dirty = False
 
     def cached_sha(self, rel: str, key: StatKey) -> str | None:
         entry = self.files.get(rel)
@@ -92,10 +94,34 @@ class Index:
             return entry[4]
         return None
 
+    def remember(self, rel: str, key: StatKey, sha: str, hashed_at: int) -> None:
+        """Cache ``sha`` for ``key``, unless the file's timestamps are too fresh to vouch for
+        its content (a write within the same clock tick would not change them)."""
+        if hashed_at - max(key[1], key[3]) > RACY_NS:
+            entry = (*key, sha)
+            if self.files.get(rel) != entry:
+                self.files[rel] = entry
+                self.dirty = True
+        else:
+            self.forget(rel)
+
+    def forget(self, rel: str) -> None:
+        if self.files.pop(rel, None) is not None:
+            self.dirty = True
+
+    def agree(self, shas: dict[str, str]) -> None:
+        """Record what both sides now hold."""
+        for rel, sha in shas.items():
+            if self.base.get(rel) != sha:
+                self.base[rel] = sha
+                self.dirty = True
+
     def prune(self, live: Iterable[str]) -> None:
         """Forget stat entries of files that no longer exist."""
         keep = set(live)
-        self.files = {k: v for k, v in self.files.items() if k in keep}
+        if any(k not in keep for k in self.files):
+            self.files = {k: v for k, v in self.files.items() if k in keep}
+            self.dirty = True
 
 
 @contextlib.contextmanager
@@ -159,9 +185,7 @@ def hash_tree(
         shas[rel] = sha
         if key != files[rel]:
             files[rel] = key  # written while we read: keep the newest key, trust nothing
-            index.files.pop(rel, None)
-        elif now - max(key[1], key[3]) > RACY_NS:
-            index.files[rel] = (*key, sha)
+            index.forget(rel)
         else:
-            index.files.pop(rel, None)
+            index.remember(rel, key, sha, now)
     return shas

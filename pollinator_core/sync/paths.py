@@ -78,9 +78,11 @@ def remote_subdir(root_label: str, label: str) -> str:
     return sub
 
 
-def remote_relpath(root_label: str, label: str, name: str) -> str:
-    """The relative path of file record (label, name) under ``root_label``; refuses escapes."""
-    sub = remote_subdir(root_label, label)
+def remote_relpath(root_label: str, label: str, name: str, sub: str | None = None) -> str:
+    """The relative path of file record (label, name) under ``root_label``; refuses escapes.
+    ``sub``: ``remote_subdir(root_label, label)`` when the caller already has it."""
+    if sub is None:
+        sub = remote_subdir(root_label, label)
     reason = check_name(name)
     if reason:
         raise UsageError(

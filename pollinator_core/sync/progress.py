@@ -69,6 +69,7 @@ class RichProgress:
 
     def stop(self) -> None:
         if self._task is not None:
+            self._bar.remove_task(self._task)
             self._bar.stop()
             self._task = None
 

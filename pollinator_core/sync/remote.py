@@ -90,6 +90,8 @@ def list_remote(
         label: (count, fetched[label] if label in fetched else index.remote[label][1])
         for label, count in counts.items()
     }
+    if stale or len(listing) != len(index.remote):
+        index.dirty = True
     index.remote = listing
     return build_tree(root_label, {label: files for label, (_, files) in listing.items()})
 
@@ -97,13 +99,14 @@ def list_remote(
 def build_tree(root_label: str, listing: Mapping[str, Mapping[str, RemoteFile]]) -> RemoteTree:
     tree = RemoteTree()
     for label, files in listing.items():
+        sub = remote_subdir(root_label, label)
         for name, (checksum, size, obj) in files.items():
             entry = RemoteEntry(label, name, checksum, size, obj)
             tree.objects.add(obj)
             if name == MARKER:
-                tree.markers[remote_subdir(root_label, label)] = entry
+                tree.markers[sub] = entry
             else:
-                tree.files[remote_relpath(root_label, label, name)] = entry
+                tree.files[remote_relpath(root_label, label, name, sub)] = entry
     return tree
 
 
@@ -138,3 +141,4 @@ def refresh_after(
         index.remote[label] = (counts[label], files)
     for label in set(index.remote) - set(counts):
         del index.remote[label]
+    index.dirty = True

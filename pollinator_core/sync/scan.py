@@ -43,11 +43,15 @@ def scan(
     if not root.is_dir():
         return tree
     real_boundary = os.path.realpath(boundary if boundary is not None else root)
-    excluded = {os.path.realpath(p) for p in exclude}
-    visited = {os.path.realpath(root)}
-    stack: list[tuple[str, str, IgnoreRules]] = [(str(root), "", rules)]
+    # Directories by (device, inode), which stat already gave: no realpath per directory. A
+    # symlink to a directory is followed (its content synced under the link's name) unless it
+    # leads back to one of its own ancestors.
+    excluded = {_dir_id(p) for p in exclude if p.is_dir()}
+    stack: list[tuple[str, str, IgnoreRules, frozenset[tuple[int, int]]]] = [
+        (str(root), "", rules, frozenset({_dir_id(root)}))
+    ]
     while stack:
-        path, rel_dir, dir_rules = stack.pop()
+        path, rel_dir, dir_rules, ancestors = stack.pop()
         try:
             entries = list(os.scandir(path))
         except OSError as exc:
@@ -73,14 +77,13 @@ def scan(
             if reason is None and entry.is_symlink():
                 reason = _outside(entry.path, real_boundary)
             if reason is None and is_dir:
-                real = os.path.realpath(entry.path)
-                if real in excluded:
+                ident = (st.st_dev, st.st_ino)
+                if ident in excluded:
                     continue
-                if real in visited:
+                if ident in ancestors:
                     reason = "symlink loop"
                 else:
-                    visited.add(real)
-                    stack.append((entry.path, rel, dir_rules))
+                    stack.append((entry.path, rel, dir_rules, ancestors | {ident}))
                     kept += 1
                     continue
             if reason is None and not stat.S_ISREG(st.st_mode):
@@ -95,6 +98,11 @@ def scan(
             # nothing under a label that holds no file itself, whatever its sub-labels hold.
             tree.empty_dirs.add(rel_dir)
     return tree
+
+
+def _dir_id(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
 
 
 def _unsyncable(name: str) -> str | None:

@@ -95,13 +95,16 @@ class Transfer:
         ups = [a for a in actions if a.kind in (Kind.UPLOAD, Kind.MARK)]
         removals = [a for a in actions if a.kind in (Kind.REMOVE, Kind.UNMARK)]
         downs = [a for a in actions if a.kind in (Kind.DOWNLOAD, Kind.MKDIR)]
-        if ups:
-            self.storage.prepare_write()
-            wanted = {self.storage.object_key(a.sha) for a in ups if a.kind is Kind.UPLOAD}
-            self._known |= self.storage.existing(wanted - self._known)
-            self._phase("Uploading", ups, self._upload_or_mark)
-        self._phase("Removing", removals, self._remove)
-        self._phase("Downloading", downs, self._download_or_mkdir)
+        try:
+            if ups:
+                self.storage.prepare_write()
+                wanted = {self.storage.object_key(a.sha) for a in ups if a.kind is Kind.UPLOAD}
+                self._known |= self.storage.existing(wanted - self._known)
+                self._phase("Uploading", ups, self._upload_or_mark)
+            self._phase("Removing", removals, self._remove)
+            self._phase("Downloading", downs, self._download_or_mkdir)
+        finally:
+            self.progress.stop()
         return self.done
 
     def _phase(self, title: str, actions: list[Action], fn: Callable[[Action], None]) -> None:
@@ -166,10 +169,8 @@ class Transfer:
             self._ensure_object(sha, lambda key: self.storage.put_bytes(key, data))
         else:
             sha, size = a.sha, a.size
-            self._ensure_object(sha, lambda key: self.storage.put_file(key, path))
-            key_after = stat_key(os.stat(path))
-            if key_after != self.stat_keys.get(a.rel):
-                raise UsageError(f"{a.rel} changed while it was being uploaded: sync again")
+            key_after = self.stat_keys[a.rel]
+            self._ensure_object(sha, lambda key: self._put_large(key, path, a.rel, key_after))
         subdir, name = split(a.rel)
         self._add_record(label_of(self.root_label, subdir), name, size, sha)
         with self._lock:
@@ -177,6 +178,17 @@ class Transfer:
             self.done.bytes_up += size
             self.stat_keys[a.rel] = key_after
         self.progress.advance(size)
+
+    def _put_large(self, key: str, path: str, rel: str, hashed: StatKey) -> None:
+        """Stream a file hashed earlier under its content key. It must not change from the
+        hashing to the end of the upload (every write moves ctime): if it did, the object
+        could hold other bytes than its key says, so it is deleted again."""
+        if stat_key(os.stat(path)) != hashed:
+            raise UsageError(f"{rel} changed while it was being synced: sync again")
+        self.storage.put_file(key, path)
+        if stat_key(os.stat(path)) != hashed:
+            self.storage.remove(key)
+            raise UsageError(f"{rel} changed while it was being uploaded: sync again")
 
     def _mark(self, d: str) -> None:
         label = label_of(self.root_label, d)

@@ -37,6 +37,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "results": ("pollinator_core.commands.results:results", "Fetch a run's results."),
     "executors": ("pollinator_core.commands.executors:executors", "List the colony's executors."),
     "executor": ("pollinator_core.commands.executor:executor", "Run an executor daemon."),
+    "sync": (
+        "pollinator_core.commands.sync:sync",
+        "Sync cfs/src, data and result; --dry-run shows the plan.",
+    ),
+    "simulator": (
+        "pollinator_core.commands.simulator:simulator",
+        "Serve a local Colonies simulator for development.",
+    ),
 }
 
 

@@ -3,7 +3,7 @@
 The shape is the original Pollinator's (funcname ``execute``, kwargs ``cmd``/``args``/
 ``docker-image``/``init-cmd``/``rebuild-image``, executor type ``container-executor``, the ``fs``
 section, env ``PROJECT_DIR``), so official executors run our jobs and ours run theirs. The
-deliberate departures are listed in docs/project-yaml.md ("Differences from the original").
+deliberate departures are listed in the README ("Differences from the original").
 """
 
 from __future__ import annotations

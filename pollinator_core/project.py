@@ -1,6 +1,6 @@
 """project.yaml: find it, read it strictly, and expose the project as typed values.
 
-The original Pollinator's keys are read unchanged; docs/project-yaml.md lists every key. Unlike
+The original Pollinator's keys are read unchanged; the README's reference lists every key. Unlike
 the original (non-strict yaml.v2, no validation), every mistake is refused before anything
 touches the network, with the key path, the line and the fix in one paragraph.
 """

@@ -61,7 +61,7 @@ def test_golden_new_project() -> None:
 
 
 def test_the_original_shape_with_the_documented_departures() -> None:
-    """The spec the original printed (reference §2), changed only where docs/project-yaml.md
+    """The spec the original printed (reference §2), changed only where the README
     says so: the result label per process, the label and maxexectime."""
     original: dict[str, Any] = {
         "nodename": "", "funcname": "execute", "args": [],

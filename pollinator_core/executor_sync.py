@@ -4,7 +4,8 @@ As the official executors' sync handler does (reference/colonies-protocol.md sec
 snapshot is downloaded into ``<root><snapshot.dir>``; each ``dirs`` entry is synced two ways
 (local-only up, remote-only down, a difference resolved by ``onstart``/``onclose.keeplocal``),
 with ``{processid}`` replaced in its dir and label. ``root`` is the process's own directory, so
-nothing here is shared with another process; the executor removes it afterwards.
+nothing here is shared with another process; the executor removes it afterwards. The transfers
+themselves are :mod:`pollinator_core.sync.executor`'s.
 """
 
 from __future__ import annotations
@@ -12,17 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pollinator_core.client import ColoniesClient
-from pollinator_core.errors import JobFailed
 from pollinator_core.executor_job import host_path, substitute
-from pollinator_core.models import File, Process, SyncDir
+from pollinator_core.models import Process, SyncDir
 from pollinator_core.storage import StorageLocation
-from pollinator_core.sync.engine import sync_tree
-from pollinator_core.sync.paths import MARKER, check_name, local_target, remote_subdir
-from pollinator_core.sync.plan import Mode
-from pollinator_core.sync.remote import pmap
-from pollinator_core.sync.transfer import fetch
-
-WORKERS = 16
+from pollinator_core.sync.executor import download_snapshot, sync_dir
 
 
 class CfsStager:
@@ -37,7 +31,9 @@ class CfsStager:
         pid = process.processid
         for snapshot in process.spec.fs.snapshots:
             target = host_path(root, substitute(snapshot.dir, pid))
-            self._download_snapshot(snapshot.snapshotid, target)
+            download_snapshot(
+                self._client, self._colony, snapshot.snapshotid, target, self._storage
+            )
         for entry in process.spec.fs.dirs:
             self._sync(entry, root, pid, keeplocal=entry.onconflicts.onstart.keeplocal)
             # Made after the sync: an empty directory there would go up as a marker record.
@@ -51,32 +47,5 @@ class CfsStager:
 
     def _sync(self, entry: SyncDir, root: Path, pid: str, *, keeplocal: bool) -> None:
         local = host_path(root, substitute(entry.dir, pid))
-        sync_tree(
-            self._client,
-            self._colony,
-            local,
-            substitute(entry.label, pid),
-            self._storage,
-            Mode.MERGE,
-            keeplocal=keeplocal,
-        )
-
-    def _download_snapshot(self, snapshot_id: str, target: Path) -> None:
-        snapshot = self._client.get_snapshot(self._colony, snapshot_id=snapshot_id)
-        target.mkdir(parents=True, exist_ok=True)
-
-        def one(file_id: str) -> None:
-            record: File = self._client.get_file(self._colony, file_id=file_id)[0]
-            subdir = remote_subdir(snapshot.label, record.label)
-            if record.name == MARKER:  # an empty directory, kept as a marker record
-                if subdir:
-                    local_target(target, subdir).mkdir(parents=True, exist_ok=True)
-                return
-            reason = check_name(record.name)
-            if reason:
-                raise JobFailed(f"refusing snapshot file {record.name!r}: it contains {reason}")
-            rel = f"{subdir}/{record.name}" if subdir else record.name
-            obj = record.ref.s3object.object
-            fetch(self._storage, obj, record.checksum, record.size, target, rel)
-
-        pmap(one, snapshot.fileids, WORKERS)
+        label = substitute(entry.label, pid)
+        sync_dir(self._client, self._colony, label, local, self._storage, keeplocal=keeplocal)

@@ -16,8 +16,21 @@ from sim_fixtures import SimColony, sim_colony, simulator  # noqa: F401  (pytest
 
 from pollinator_core.client import ColoniesClient
 from pollinator_core.config import ClientConfig
-from pollinator_core.executor import ORPHAN_ERROR, Executor, ExecutorSettings
-from pollinator_core.models import Conditions, FunctionSpec, Process, ProcessState
+from pollinator_core.executor import ORPHAN_ERROR, Executor, ExecutorSettings, Stager
+from pollinator_core.executor_sync import CfsStager
+from pollinator_core.models import (
+    Conditions,
+    ConflictPolicy,
+    Fs,
+    FunctionSpec,
+    OnConflicts,
+    Process,
+    ProcessState,
+    SnapshotMount,
+    SyncDir,
+)
+from pollinator_core.storage import open_storage
+from pollinator_core.sync import Mode, sync_tree
 
 
 class NoFiles:
@@ -69,7 +82,7 @@ def start_executor(
 ) -> Iterator[StartExecutor]:
     started: list[tuple[Executor, threading.Thread, ColoniesClient]] = []
 
-    def start(max_jobs: int = 1) -> Executor:
+    def start(max_jobs: int = 1, stager: Stager | None = None) -> Executor:
         config = ClientConfig(
             host=sim_colony.host,
             port=sim_colony.port,
@@ -85,7 +98,8 @@ def start_executor(
             poll=1,
             monitor_interval=0.2,
         )
-        executor = Executor(client, ProcessBackend(kill_grace=0.5), NoFiles(), settings)
+        backend = ProcessBackend(kill_grace=0.5)
+        executor = Executor(client, backend, stager or NoFiles(), settings)
         thread = threading.Thread(target=executor.serve, daemon=True)
         thread.start()
         started.append((executor, thread, client))
@@ -262,3 +276,62 @@ def test_errors_are_json_friendly(user: ColoniesClient, start_executor: StartExe
         "exit code 4",
         "last 1 lines of output:\nno newline",
     ]
+
+
+def test_a_job_sees_only_its_snapshots_label_and_its_results_go_up_after_failure(
+    sim_colony: SimColony,  # noqa: F811
+    user: ColoniesClient,
+    start_executor: StartExecutor,
+    tmp_path: Path,
+) -> None:
+    storage = open_storage(str(tmp_path / "store"))
+    src = "/pollinator/p_1/src"
+    trees = {
+        src: {"main.py": "", "pkg/mod.py": ""},
+        "/pollinator/p_1/src2": {"sibling.txt": ""},  # a sibling sharing src's prefix
+        "/pollinator/pX1/src": {"lib/cousin.py": ""},  # matches src's LIKE pattern ('_')
+    }
+    for label, files in trees.items():
+        tree = tmp_path / "up" / label.strip("/")
+        for rel, text in files.items():
+            (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tree / rel).write_text(text)
+        sync_tree(user, "test", tree, label, storage, Mode.MIRROR)
+    snapshot = user.create_snapshot("test", src, "run")
+    # Label matching is the server's: the official one selects a snapshot's sub-labels with SQL
+    # LIKE, where '_' matches any character; others may match a bare prefix. The simulator is
+    # exact, so its snapshot is given the foreign records such a server would add.
+    foreign = [
+        fid
+        for label in trees
+        if label != src
+        for fid in user.create_snapshot("test", label, label).fileids
+    ]
+    sim_colony.sim.call(
+        lambda sim: sim.state.snapshots[snapshot.snapshotid]["fileids"].extend(foreign)
+    )
+    start_executor(stager=CfsStager(user, "test", storage))
+    keeplocal = OnConflicts(onclose=ConflictPolicy(keeplocal=True))
+    fs = Fs(
+        mount="/cfs",
+        snapshots=[SnapshotMount(snapshotid=snapshot.snapshotid, label=src, dir=src)],
+        dirs=[
+            SyncDir(
+                label="/pollinator/p_1/result/{processid}",
+                dir="/pollinator/p_1/result",
+                onconflicts=keeplocal,
+            )
+        ],
+    )
+    code = (
+        "import os, pathlib\n"
+        "print(sorted(p.as_posix() for p in pathlib.Path().rglob('*') if p.is_file()))\n"
+        "pathlib.Path(os.environ['PROJECT_DIR'], 'result', 'out.txt').write_text('partial')\n"
+        "raise SystemExit(3)"
+    )
+    job = spec(py(code), fs=fs, env={"PROJECT_DIR": "/cfs/pollinator/p_1"})
+    process = wait_done(user, user.submit(job).processid)
+    assert (process.state, process.errors[0]) == (ProcessState.FAILED, "exit code 3")
+    assert log_messages(user, process.processid) == ["['main.py', 'pkg/mod.py']\n"]
+    result = f"/pollinator/p_1/result/{process.processid}"
+    assert [f.name for f in user.get_files("test", result)] == ["out.txt"]

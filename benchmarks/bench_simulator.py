@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,6 +29,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from sim_process import simulator_process
 
 from pollinator_core.client import ColoniesClient
 from pollinator_core.config import ClientConfig
@@ -56,26 +56,8 @@ class Server:
 
 @contextmanager
 def simulator(db: Path | None) -> Iterator[Server]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLONIES_")}
-    cmd = [sys.executable, "-m", "pollinator_simulator", "--port", "0"]
-    if db is not None:
-        cmd += ["--db", str(db)]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    exports: dict[str, str] = {}
-    assert proc.stdout is not None
-    while "COLONIES_PRVKEY" not in exports:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the simulator exited before printing its keys")
-        name, _, value = line.removeprefix("export ").strip().partition("=")
-        exports[name] = value
-    try:
+    with simulator_process(db) as (exports, proc):
         yield Server(exports, proc)
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def make_executor(server: Server, name: str, executortype: str) -> ColoniesClient:

@@ -30,11 +30,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sim_process import simulator_process
 
 Sample = tuple[float, dict[str, int]]  # seconds, what moved
 RCLONE_FLAGS = ["--fast-list", "--checksum", "--transfers", "16", "--checkers", "16"]
@@ -83,28 +84,6 @@ def s3_env() -> dict[str, str]:
             key, _, value = line.partition("=")
             env[key.strip()] = value.strip()
     return env
-
-
-@contextmanager
-def simulator() -> Iterator[dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLONIES_")}
-    cmd = [sys.executable, "-m", "pollinator_simulator", "--port", "0"]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    exports: dict[str, str] = {}
-    assert proc.stdout is not None
-    while "COLONIES_PRVKEY" not in exports:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the simulator exited before printing its keys")
-        name, _, value = line.removeprefix("export ").strip().partition("=")
-        exports[name] = value
-    try:
-        yield exports
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def boto(s3: dict[str, str]) -> Any:
@@ -204,7 +183,10 @@ def summary(samples: list[Sample]) -> dict[str, Any]:
 def run(args: argparse.Namespace, s3: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Each case alternates the tools run by run, so load from elsewhere hits both alike."""
     samples: dict[str, list[Sample]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp, simulator() as colonies:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp,
+        simulator_process() as (colonies, _),
+    ):
         work = Path(tmp)
         tree = work / "src"
         nbytes = generate(tree, args.files, args.dirs)

@@ -173,6 +173,8 @@ def connect_agent(
         notice = f"jobs run as host processes ({why})"
     elif info.runtime_used == "docker":
         notice = "jobs run in Docker containers"
+        if info.runtime == "auto":
+            notice += " (as host processes when the engine cannot have a job's image)"
     where.storage.mkdir(parents=True, exist_ok=True)
     return Connection(
         backend, ColoniesClient(config), COLONY, open_storage(str(where.storage)), notice

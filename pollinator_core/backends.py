@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -34,9 +35,18 @@ class Connection:
     backend: str
     client: ColoniesClient
     colony: str
-    storage: StorageLocation
+    #: the storage, or a function that opens it (see :attr:`storage`)
+    _storage: StorageLocation | Callable[[], StorageLocation] = attrs.field(alias="storage")
     #: one line worth telling the user once (say, "jobs run as host processes")
     notice: str = ""
+
+    @property
+    def storage(self) -> StorageLocation:
+        """Where the CFS bytes live, opened on first use: commands that only talk to the server
+        (logs, status, ps, cancel) then need no storage settings."""
+        if callable(self._storage):
+            self._storage = self._storage()
+        return self._storage
 
     @property
     def server(self) -> str:
@@ -74,8 +84,10 @@ class ColoniesBackend(Backend):
             raise ConfigError("COLONIES_COLONY_NAME is not set: which colony should run the job?")
         if not config.prvkey:
             raise ConfigError("COLONIES_PRVKEY is not set: the key that signs your requests.")
-        storage = open_storage(os.environ.get("POLLINATOR_STORAGE") or None)
-        return Connection(COLONIES, ColoniesClient(config), config.colony_name, storage)
+        url = os.environ.get("POLLINATOR_STORAGE") or None
+        return Connection(
+            COLONIES, ColoniesClient(config), config.colony_name, lambda: open_storage(url)
+        )
 
 
 class LocalBackend(Backend):

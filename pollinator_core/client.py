@@ -72,6 +72,12 @@ _HEADERS = {"Content-Type": "application/json"}
 _NO_RETRY = Retry(total=0, redirect=0)
 # The longest server message kept in an exception: one readable line, not a dump.
 _MAX_MESSAGE = 300
+# What OpenSSL says when the other end answers a TLS handshake in plain HTTP.
+_PLAIN_HTTP_TLS = re.compile(
+    r"WRONG_VERSION_NUMBER|wrong version number|record layer failure|packet length too long"
+    r"|HTTP_REQUEST|http request",
+    re.IGNORECASE,
+)
 
 
 class ColoniesError(PollinatorError):
@@ -287,6 +293,11 @@ class ColoniesClient:
             what = f"connecting timed out after {timeout.connect_timeout:g} s"
         elif isinstance(reason, ReadTimeoutError):
             what = f"no reply to {msgtype} within {timeout.read_timeout:g} s"
+        elif isinstance(reason, SSLError) and _PLAIN_HTTP_TLS.search(str(reason)):
+            what = (
+                f"TLS failed ({_one_line(str(reason))}): the server does not speak TLS on this "
+                "port; if it serves plain HTTP, set COLONIES_SERVER_TLS=false"
+            )
         elif isinstance(reason, SSLError):
             what = (
                 f"TLS failed ({_one_line(str(reason))}); trust the server's CA with "

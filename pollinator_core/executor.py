@@ -28,7 +28,7 @@ from typing import Protocol
 
 import attrs
 
-from pollinator_core.client import ColoniesClient, ColoniesError
+from pollinator_core.client import AccessDenied, ColoniesClient, ColoniesError
 from pollinator_core.errors import PollinatorError
 from pollinator_core.execution import ExecutionBackend, JobState, JobStatus
 from pollinator_core.executor_job import job_from_process
@@ -51,6 +51,8 @@ TAIL_LINES = 30
 MAX_MESSAGE = 64 * 1024
 #: stop a job this long before the server's execdeadline, so we close it, not the server
 DEADLINE_MARGIN = 2.0
+#: assign refused this many times in a row for the key (403): the executor's record is gone
+DENIED_LIMIT = 3
 
 
 class Stager(Protocol):
@@ -118,6 +120,8 @@ class Executor:
         self._serving = threading.Event()
         self._served = threading.Event()
         self._idle = threading.Condition(self._lock)
+        #: why the executor stopped serving by itself (its registration is gone), else None
+        self.fatal: str | None = None
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -145,16 +149,28 @@ class Executor:
     def _serve(self) -> None:
         monitor = threading.Thread(target=self._monitor, name="executor-monitor", daemon=True)
         monitor.start()
-        failures = 0
+        failures = denied = 0
         while not self._stopping.is_set():
             if not self._slots.acquire(timeout=0.5):
                 continue
             try:
                 process = self._client.assign(self.settings.colony, self.settings.poll)
-                failures = 0
+                failures = denied = 0
             except ColoniesError as exc:
                 self._slots.release()
                 failures += 1
+                denied = denied + 1 if isinstance(exc, AccessDenied) else 0
+                if denied >= DENIED_LIMIT:
+                    # Retrying cannot help: the record was removed or replaced (say, by another
+                    # executor started under the same name).
+                    self.fatal = (
+                        f"the server no longer accepts this executor: {exc} Was another "
+                        f"executor started as {self.settings.name!r}, or this one removed? "
+                        "Give each executor its own --name."
+                    )
+                    log.error("%s", self.fatal)
+                    self._stopping.set()
+                    break
                 log.warning("assign failed (%s); retrying", exc)
                 self._stopping.wait(min(0.5 * 2**failures, 10.0))
                 continue

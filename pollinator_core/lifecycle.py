@@ -15,8 +15,9 @@ from collections.abc import Iterator
 import attrs
 import click
 
-from pollinator_core.backends import Connection
-from pollinator_core.errors import Interrupted, JobFailed
+from pollinator_core.backends import COLONIES, Connection
+from pollinator_core.client import NotFound
+from pollinator_core.errors import Interrupted, JobFailed, UsageError
 from pollinator_core.follow import failure_summary, follow
 from pollinator_core.models import Process, ProcessState
 from pollinator_core.project import Project
@@ -110,6 +111,14 @@ def open_run(ctx: click.Context, run_id: str | None) -> Iterator[tuple[Session, 
     conn = connect_for(project, record)
     try:
         yield Session(project, conn), record
+    except NotFound as exc:
+        if record.backend != COLONIES or record.server in ("", conn.server):
+            raise  # (a local agent's port changes with each start)
+        raise UsageError(
+            f"Process {record.short_id} is not on the Colonies server at {conn.server}: it was "
+            f"submitted to {record.server}. Point COLONIES_SERVER_HOST and "
+            f"COLONIES_SERVER_PORT there to reach it ({exc.server_message or 'not found'})."
+        ) from None
     finally:
         conn.close()
 

@@ -8,6 +8,7 @@ touches the network, with the key path, the line and the fix in one paragraph.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -143,6 +144,7 @@ def load_project(start: Path | None = None, *, directory: Path | None = None) ->
     current directory) or the nearest parent of it, as git finds its repository."""
     if directory is not None:
         path = directory.resolve() / PROJECT_FILE
+        _refuse_non_file(path)
         if not path.is_file():
             raise ProjectError(
                 f"There is no {PROJECT_FILE} in {directory}. Pass the directory that holds "
@@ -168,6 +170,7 @@ def find_project_file(start: Path) -> Path:
     for directory in (start, *start.parents):
         if (directory / PROJECT_FILE).is_file():
             return directory / PROJECT_FILE
+        _refuse_non_file(directory / PROJECT_FILE)  # never skip it for a parent's project
         if misnamed is None and (directory / "project.yml").is_file():
             misnamed = directory / "project.yml"
     if misnamed is not None:
@@ -178,6 +181,19 @@ def find_project_file(start: Path) -> Path:
     raise ProjectError(
         f"No {PROJECT_FILE} in {start} or any parent directory. Run the command inside a "
         "project, pass its directory with -C DIR, or create one with `pollinator new`."
+    )
+
+
+def _refuse_non_file(path: Path) -> None:
+    """A project.yaml that exists but is no file (a directory, a dangling link ...)."""
+    if path.is_file() or not os.path.lexists(path):
+        return
+    what = "a directory" if path.is_dir() else "not a regular file"
+    if path.is_symlink() and not path.exists():
+        what = "a symbolic link to nothing"
+    raise ProjectError(
+        f"{path} is {what}; {PROJECT_FILE} must be a file. Move it aside and create the file "
+        "(`pollinator new` writes a complete one)."
     )
 
 

@@ -132,7 +132,15 @@ def pull_results(project: Project, conn: Connection, process: Process) -> tuple[
     from pollinator_core.sync.plan import Mode
 
     target = project.result_dir / process.processid
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        where = target.relative_to(project.root)
+        raise UsageError(
+            f"Cannot fetch the results of process {process.processid[:SHORT]} into {where}/: "
+            f"a file stands where that directory (or cfs/result) should be. Move it aside and "
+            f"run `pollinator results {process.processid[:SHORT]}`."
+        ) from None
     report = sync_tree(
         conn.client,
         conn.colony,

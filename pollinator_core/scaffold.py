@@ -91,6 +91,7 @@ def new_project(
         root / "cfs" / "src" / "main.py": _template("main.py"),
         root / "cfs" / "data" / "hello.txt": HELLO,
     }
+    _check_paths(root, [*files, root / "cfs" / "result"])
     created: list[Path] = []
     skipped: list[Path] = []
     try:
@@ -111,6 +112,29 @@ def new_project(
     return ScaffoldResult(
         root=root, name=None if kept_yaml else name, created=tuple(created), skipped=tuple(skipped)
     )
+
+
+def _check_paths(root: Path, paths: Sequence[Path]) -> None:
+    """Refuse, before writing anything, a tree where a file stands for a directory or a
+    directory for a file: a half-made project would be worse than none."""
+    result_dir = paths[-1]
+    for path in paths:
+        for parent in path.relative_to(root).parents:
+            if parent.parts and (root / parent).exists() and not (root / parent).is_dir():
+                raise UsageError(
+                    f"Cannot create the project: {root / parent} is a file where a directory "
+                    "belongs. Move it aside and run `pollinator new` again."
+                )
+        if path != result_dir and path.exists() and not path.is_file():
+            raise UsageError(
+                f"Cannot create the project: {path} exists and is not a file. Move it aside "
+                "and run `pollinator new` again."
+            )
+    if result_dir.exists() and not result_dir.is_dir():
+        raise UsageError(
+            f"Cannot create the project: {result_dir} is a file where a directory belongs. "
+            "Move it aside and run `pollinator new` again."
+        )
 
 
 def _template(name: str) -> str:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
-from pollinator_core.errors import UsageError
+from pollinator_core.errors import InfraError, UsageError
 from pollinator_core.models import Reference, S3Object
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ class StorageLocation:
     def path(self, object_key: str) -> str:
         """The fsspec path of the object a record names (relative to our own root, as the
         official executors resolve it with their own bucket)."""
+        check_object_key(object_key)
         return f"{self.root}/{object_key}" if self.root else object_key
 
     def reference(self, object_key: str) -> Reference:
@@ -103,7 +104,14 @@ class StorageLocation:
 
     def _prepare(self) -> None:
         if self.root:
-            self.fs.makedirs(self.root, exist_ok=True)
+            try:
+                self.fs.makedirs(self.root, exist_ok=True)
+            except OSError as exc:
+                raise InfraError(
+                    f"Cannot use {self.protocol or 'the'} storage at {self.root}: "
+                    f"{exc.strerror or exc}. Check the storage URL (POLLINATOR_STORAGE, "
+                    "--storage) and that it is writable."
+                ) from exc
 
     def has_object(self, object_key: str) -> bool:
         return bool(self.fs.exists(self.path(object_key)))
@@ -155,6 +163,28 @@ class LocalStorageLocation(StorageLocation):
             return f.read()
 
 
+def check_object_key(object_key: str) -> None:
+    """Refuse an object key that could reach outside the store's root or bucket.
+
+    Keys come from file records, which anyone in the colony can write: ``../`` (a path a local
+    store would follow, a URL path that HTTP clients collapse into another bucket), an
+    absolute path, a backslash or a NUL byte never name an object of this store.
+    """
+    parts = object_key.split("/")
+    if (
+        not object_key
+        or object_key.startswith("/")
+        or any(part in ("", ".", "..") for part in parts)
+        or "\\" in object_key
+        or "\x00" in object_key
+    ):
+        raise UsageError(
+            f"refusing object key {object_key!r} of a remote file record: it could name a "
+            "file outside the storage; the record was not written by Pollinator or an "
+            "official Colonies tool."
+        )
+
+
 def _protocol_of(fs: AbstractFileSystem) -> str:
     proto = fs.protocol
     return str(proto[0] if isinstance(proto, tuple | list) else proto)
@@ -170,7 +200,7 @@ def storage_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
     bucket = env.get("AWS_S3_BUCKET", "").strip()
     if not bucket:
         if env.get("AWS_S3_ENDPOINT"):
-            raise UsageError(
+            raise InfraError(
                 "AWS_S3_ENDPOINT is set but AWS_S3_BUCKET is not: set the bucket that holds "
                 "the project's files (it is created if missing)."
             )
@@ -184,9 +214,10 @@ def open_storage(url: str | os.PathLike[str] | None = None) -> StorageLocation:
     if url is None:
         url = storage_url_from_env()
         if url is None:
-            raise UsageError(
-                "no file storage configured: set AWS_S3_ENDPOINT, AWS_S3_BUCKET and the S3 "
-                "credentials, or use --backend local"
+            raise InfraError(
+                "No file storage is configured: set AWS_S3_ENDPOINT, AWS_S3_BUCKET, "
+                "AWS_S3_ACCESSKEY and AWS_S3_SECRETKEY as for the official tools, or "
+                "POLLINATOR_STORAGE (`pollinator run --backend local` needs none)."
             )
     location = _hook_storage(os.fspath(url))
     if location is None:

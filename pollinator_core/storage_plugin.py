@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from pollinator_core.errors import InfraError, UsageError
+from pollinator_core.errors import InfraError
 from pollinator_core.hookspecs import hookimpl
 from pollinator_core.models import S3Object
 from pollinator_core.storage import (
@@ -30,6 +30,19 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """A true/false variable; a typo (``AWS_S3_TLS=ture``) is an error, not silently false."""
+    value = env.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise InfraError(f"{name} must be true or false, not {env[name]!r}.")
+
+
 # Parts of a multipart upload; s3fs switches to multipart at twice this size.
 MULTIPART_CHUNK = SMALL_OBJECT // 2
 # Connections per S3 client: at least the sync's transfer concurrency.
@@ -71,7 +84,7 @@ class S3Settings:
 
     def __init__(self, env: Mapping[str, str]) -> None:
         raw = env.get("AWS_S3_ENDPOINT", "").strip()
-        self.tls = env.get("AWS_S3_TLS", "").strip().lower() in _TRUE
+        self.tls = _flag(env, "AWS_S3_TLS")
         if raw.startswith(("http://", "https://")):
             self.tls = raw.startswith("https://")
             raw = raw.split("://", 1)[1]
@@ -82,8 +95,8 @@ class S3Settings:
             try:
                 self.port = int(port) if port else (443 if self.tls else 80)
             except ValueError:
-                raise UsageError(
-                    f"AWS_S3_ENDPOINT={raw!r}: expected host:port (e.g. localhost:9000)"
+                raise InfraError(
+                    f"AWS_S3_ENDPOINT={raw!r}: expected host:port (e.g. localhost:9000)."
                 ) from None
             self.host = host
             self.endpoint_url: str | None = f"{'https' if self.tls else 'http'}://{raw}"
@@ -93,7 +106,7 @@ class S3Settings:
             self.endpoint_url = None
         self.access_key = env.get("AWS_S3_ACCESSKEY", "") or None
         self.secret_key = env.get("AWS_S3_SECRETKEY", "") or None
-        self.skip_verify = env.get("AWS_S3_SKIPVERIFY", "").strip().lower() in _TRUE
+        self.skip_verify = _flag(env, "AWS_S3_SKIPVERIFY")
         self.bucket = env.get("AWS_S3_BUCKET", "").strip()
 
 
@@ -103,10 +116,19 @@ def s3_location(url: str, env: Mapping[str, str] | None = None) -> StorageLocati
     bucket, _, prefix = rest.partition("/")
     bucket = bucket or settings.bucket
     if not bucket:
-        raise UsageError("s3:// storage needs a bucket: s3://BUCKET or AWS_S3_BUCKET")
+        raise InfraError("s3:// storage needs a bucket: s3://BUCKET or AWS_S3_BUCKET.")
     if not (settings.access_key and settings.secret_key):
-        raise UsageError(
-            "S3 storage needs AWS_S3_ACCESSKEY and AWS_S3_SECRETKEY (as the official tools do)"
+        missing = [
+            name
+            for name, value in (
+                ("AWS_S3_ACCESSKEY", settings.access_key),
+                ("AWS_S3_SECRETKEY", settings.secret_key),
+            )
+            if not value
+        ]
+        raise InfraError(
+            f"S3 storage needs AWS_S3_ACCESSKEY and AWS_S3_SECRETKEY (as the official tools "
+            f"do); {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set."
         )
     record = S3Object(
         server=settings.host,
@@ -181,9 +203,15 @@ class S3StorageLocation(StorageLocation):
             if not self.requests.head(self.root):
                 self.requests.create_bucket(self.root)
         except PermissionError as exc:
-            raise InfraError(f"S3 refused access to bucket {self.root!r}: {exc}") from exc
+            raise InfraError(
+                f"S3 refused access to bucket {self.root!r}: {exc}. Check AWS_S3_ACCESSKEY and "
+                "AWS_S3_SECRETKEY (and that this key may use the bucket)."
+            ) from exc
         except OSError as exc:
-            raise InfraError(f"S3 storage at {self.record.server} failed: {exc}") from exc
+            hint = ""
+            if "WRONG_VERSION_NUMBER" in str(exc) or "wrong version number" in str(exc):
+                hint = " The endpoint does not speak TLS: set AWS_S3_TLS=false if it is plain HTTP."
+            raise InfraError(f"S3 storage at {self.record.server} failed: {exc}.{hint}") from exc
 
     def has_object(self, object_key: str) -> bool:
         return self.requests.head(self.root, object_key)

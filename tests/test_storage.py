@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from infra.components import S3Server
 
-from pollinator_core.errors import UsageError
+from pollinator_core.errors import InfraError, UsageError
 from pollinator_core.storage import (
     SMALL_OBJECT,
     LocalStorageLocation,
@@ -48,7 +48,7 @@ def test_url_from_env(clean_env: pytest.MonkeyPatch) -> None:
     assert storage_url_from_env() is None
     clean_env.setenv("AWS_S3_BUCKET", "bkt")
     assert storage_url_from_env() == "s3://bkt"
-    with pytest.raises(UsageError, match="AWS_S3_BUCKET"):
+    with pytest.raises(InfraError, match="AWS_S3_BUCKET"):
         storage_url_from_env({"AWS_S3_ENDPOINT": "localhost:9000"})
 
 
@@ -99,7 +99,7 @@ def test_s3_location_records_carry_no_secrets(clean_env: pytest.MonkeyPatch) -> 
 
 
 def test_s3_needs_the_official_credentials() -> None:
-    with pytest.raises(UsageError, match="AWS_S3_ACCESSKEY and AWS_S3_SECRETKEY"):
+    with pytest.raises(InfraError, match="AWS_S3_ACCESSKEY and AWS_S3_SECRETKEY"):
         s3_location("s3://bkt", {"AWS_S3_ENDPOINT": "127.0.0.1:7480"})
 
 

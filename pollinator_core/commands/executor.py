@@ -7,8 +7,12 @@ import signal
 import socket
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from pollinator_core.client import ColoniesClient
 
 
 @click.group()
@@ -86,7 +90,7 @@ def start(
     from pollinator_core import crypto
     from pollinator_core.client import ColoniesClient
     from pollinator_core.config import ClientConfig, ConfigError
-    from pollinator_core.errors import UsageError
+    from pollinator_core.errors import InfraError, UsageError
     from pollinator_core.executor import RUNTIME_ENV, Executor, ExecutorSettings
     from pollinator_core.executor_setup import register_executor
     from pollinator_core.executor_sync import CfsStager
@@ -101,6 +105,10 @@ def start(
         known = ", ".join(sorted(factories)) or "none"
         raise UsageError(f"no plugin runs executor type {executor_type!r} (installed: {known})")
     name = name or f"{socket.gethostname()}-{executor_type}"
+    # Everything that can be checked locally is, before the executor registers: a bad setting
+    # must not leave a registered executor behind that never takes a job.
+    fs_root = _usable_dir(fs_dir or Path.home() / ".cache" / "pollinator" / "executor" / name)
+    storage = open_storage(storage_url or None)
     if runtime:
         os.environ[RUNTIME_ENV] = runtime
     backend = factories[executor_type]()
@@ -109,11 +117,10 @@ def start(
     client = base.with_key(crypto.generate_private_key()) if owner else base
     if owner is not None:
         register_executor(owner, client, config.colony_name, name, location)
-    fs_root = fs_dir or Path.home() / ".cache" / "pollinator" / "executor" / name
     settings = ExecutorSettings(
-        name=name, colony=config.colony_name, fs_dir=fs_root.absolute(), max_jobs=max_jobs
+        name=name, colony=config.colony_name, fs_dir=fs_root, max_jobs=max_jobs
     )
-    stager = CfsStager(client, config.colony_name, open_storage(storage_url or None))
+    stager = CfsStager(client, config.colony_name, storage)
     daemon = Executor(client, backend, stager, settings)
     if owner is None:
         daemon.close_orphans()
@@ -128,15 +135,63 @@ def start(
         f"{config.address}, up to {max_jobs} job{'s' if max_jobs > 1 else ''} at once",
         err=True,
     )
-    stop.wait()
+    while not stop.wait(0.5) and daemon.fatal is None:
+        pass
     click.echo(f"pollinator: stopping; running jobs get {grace:g} s to finish", err=True)
     daemon.shutdown(grace)
     serving.join(config.timeout)
     backend.close()
     if owner is not None:
-        owner.remove_executor(config.colony_name, name)
+        _unregister(owner, client, config.colony_name, name)
     base.close()
+    if daemon.fatal is not None:
+        raise InfraError(f"Executor {name} stopped: {daemon.fatal}")
     click.echo("pollinator: executor stopped", err=True)
+
+
+def _unregister(owner: ColoniesClient, me: ColoniesClient, colony: str, name: str) -> None:
+    """Remove this executor's record, unless another executor registered under the name
+    since: removing that one would silently stop it from getting work."""
+    from pollinator_core.client import AccessDenied, ColoniesError
+
+    try:
+        # Only a member may read it: a refusal means the record is no longer ours.
+        if me.get_executor(colony, name).executorid != me.signer_id:
+            return
+    except AccessDenied:
+        return
+    except ColoniesError as exc:
+        click.echo(f"pollinator: could not check executor {name}: {exc}", err=True)
+        return
+    try:
+        owner.remove_executor(colony, name)
+    except ColoniesError as exc:
+        click.echo(f"pollinator: could not remove executor {name}: {exc}", err=True)
+
+
+def _usable_dir(path: Path) -> Path:
+    """``path`` (absolute), created if missing; a UsageError if it cannot hold job files."""
+    from pollinator_core.errors import UsageError
+
+    path = path.absolute()
+    if path.exists() and not path.is_dir():
+        raise UsageError(
+            f"--fs-dir {path} is not a directory. Name a directory this executor may write to "
+            "(--fs-dir or EXECUTOR_FS_DIR)."
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--fs-dir {path} cannot be used: {exc.strerror or exc}. Name a directory this "
+            "executor may write to (--fs-dir or EXECUTOR_FS_DIR)."
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"--fs-dir {path} is not writable. Name a directory this executor may write to "
+            "(--fs-dir or EXECUTOR_FS_DIR)."
+        )
+    return path
 
 
 @executor.command()

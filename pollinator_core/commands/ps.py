@@ -14,6 +14,7 @@ import click
 @click.pass_context
 def ps(ctx: click.Context, last: int, as_json: bool) -> None:
     """List this project's runs, newest first: id, state, submitted, duration, executor."""
+    from pollinator_core.client import NotFound
     from pollinator_core.commands import load
     from pollinator_core.errors import PollinatorError
     from pollinator_core.lifecycle import RunRow, Session, process_row
@@ -30,8 +31,19 @@ def ps(ctx: click.Context, last: int, as_json: bool) -> None:
             except PollinatorError as exc:
                 sessions[record.backend] = exc
         session = sessions[record.backend]
+        process = None
         if isinstance(session, PollinatorError):
             state = f"UNKNOWN ({record.backend} unreachable)"
+        else:
+            try:
+                process = session.conn.client.get_process(record.process_id)
+            except NotFound:  # another server now, or one that was reset: list the rest
+                state = "UNKNOWN (not on the server)"
+            except PollinatorError as exc:  # gone mid-listing: do not wait on it again
+                state = f"UNKNOWN ({record.backend} unreachable)"
+                session.conn.close()
+                sessions[record.backend] = exc
+        if process is None or isinstance(session, PollinatorError):
             rows.append(
                 RunRow(
                     record.process_id,
@@ -46,9 +58,7 @@ def ps(ctx: click.Context, last: int, as_json: bool) -> None:
                 )
             )
             continue
-        rows.append(
-            process_row(session, record, session.conn.client.get_process(record.process_id))
-        )
+        rows.append(process_row(session, record, process))
     for session in sessions.values():
         if isinstance(session, Session):
             session.conn.close()

@@ -7,9 +7,10 @@ import os
 import click
 
 from pollinator_core.commands import load
-from pollinator_core.errors import UsageError
+from pollinator_core.errors import ProjectError, UsageError
 from pollinator_core.funcspec import final_function_spec
 from pollinator_core.models import dumps
+from pollinator_core.project import Project
 
 SNAPSHOT_PLACEHOLDER = "<snapshot-id>"
 COLONY_PLACEHOLDER = "<colony-name>"
@@ -71,9 +72,11 @@ def run(
     from pollinator_core.runs import submit_run
 
     chosen = get_backend(backend or default_backend(project))
+    check_sources(project)
     conn = chosen.connect(project, runtime=runtime or project.local.runtime)
     session = Session(project, conn)
     try:
+        conn.storage  # noqa: B018 -- misconfigured storage stops the run before it starts
         where = conn.notice or f"{conn.server}, colony {conn.colony}"
         session.note(f"{conn.backend} backend: {where}")
         record = submit_run(project, conn, quiet=not follow)
@@ -87,3 +90,19 @@ def run(
         ctx.exit(watch(session, record, cancel_on_interrupt=cancel_on_interrupt))
     finally:
         conn.close()
+
+
+def check_sources(project: Project) -> None:
+    """Refuse, before anything touches the network, a run whose files cannot work: no
+    cfs/src, or an ``environment.source`` that is not a file in it (the job would only fail)."""
+    if not project.src_dir.is_dir():
+        raise ProjectError(
+            f"{project.src_dir} does not exist: create it (it may stay empty); "
+            "the job runs a snapshot of it."
+        )
+    source = project.environment.source
+    if source and not (project.src_dir / source).is_file():
+        raise ProjectError(
+            f"{project.path}: environment.source is {source!r}, but cfs/src/{source} is not a "
+            'file. Create it, or name the file to run (or "" to run cmd alone).'
+        )

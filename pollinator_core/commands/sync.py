@@ -80,13 +80,13 @@ def show_reports(reports: Iterable[SyncReport], project_root: Path, *, quiet: bo
         dry = report.dry_run
         for rel, why in report.skipped:
             if not quiet:
-                click.echo(f"skipped  {base}/{rel}: {why}", err=True)
+                click.echo(f"skipped  {base}/{shown(rel)}: {why}", err=True)
         for a in report.plan.actions:
             if not _shown(a):
                 continue
-            path = f"{base}/{a.rel}" + ("/" if a.kind in _DIR_KINDS else "")
+            path = f"{base}/{shown(a.rel)}" + ("/" if a.kind in _DIR_KINDS else "")
             if a.reason == "conflict":
-                saved = f"{base}/{a.target}"
+                saved = f"{base}/{shown(a.target or '')}"
                 verb = "would be saved" if dry else "saved"
                 click.echo(
                     f"conflict {path}: changed locally and remotely; yours is kept, the remote "
@@ -103,6 +103,14 @@ def show_reports(reports: Iterable[SyncReport], project_root: Path, *, quiet: bo
             )
         if not quiet and not dry:
             click.echo(_summary(base, report), err=True)
+
+
+def shown(path: str) -> str:
+    """A path as one line of plain text: control and invisible characters (a newline in a file
+    name, an escape sequence), and bytes that are not UTF-8, written as escapes."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in path)
 
 
 def _shown(a: Action) -> bool:

@@ -85,7 +85,12 @@ def sync_tree(
             exclude=exclude,
         )
         shas = hash_tree(
-            local_dir, tree.files, index, rehash=options.checksum, workers=options.workers
+            local_dir,
+            tree.files,
+            index,
+            rehash=options.checksum,
+            workers=options.workers,
+            skipped=tree.skipped,
         )
         index.prune(tree.files)
         log.debug("%s: %d local files scanned and hashed", label, len(tree.files))

@@ -161,8 +161,14 @@ def hash_tree(
     *,
     rehash: bool,
     workers: int,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> dict[str, str]:
-    """relpath -> sha256 for ``files``, reading only those the index cannot vouch for."""
+    """relpath -> sha256 for ``files``, reading only those the index cannot vouch for.
+
+    A file that cannot be read (no permission, gone since the scan) is dropped from ``files``
+    and reported in ``skipped``, as the scan reports what it cannot enter; without
+    ``skipped`` it is a UsageError naming the file.
+    """
     shas: dict[str, str] = {}
     todo: list[str] = []
     for rel, key in files.items():
@@ -174,14 +180,27 @@ def hash_tree(
     if not todo:
         return shas
 
-    def work(rel: str) -> tuple[str, str, StatKey, int]:
-        sha, key = hash_file(os.path.join(root, rel))
+    def work(rel: str) -> tuple[str, str, StatKey, int] | tuple[str, OSError]:
+        try:
+            sha, key = hash_file(os.path.join(root, rel))
+        except OSError as exc:
+            return rel, exc
         return rel, sha, key, time.time_ns()
 
     # hashlib releases the GIL on large buffers: threads use every core for big files.
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
         results = list(pool.map(work, todo)) if len(todo) > 1 else [work(todo[0])]
-    for rel, sha, key, now in results:
+    for result in results:
+        if len(result) == 2:
+            rel, exc = result
+            why = f"unreadable: {exc.strerror or exc}"
+            if skipped is None:
+                raise UsageError(f"cannot read {rel!r} in {root}: {why}") from None
+            skipped.append((rel, why))
+            del files[rel]
+            index.forget(rel)
+            continue
+        rel, sha, key, now = result
         shas[rel] = sha
         if key != files[rel]:
             files[rel] = key  # written while we read: keep the newest key, trust nothing

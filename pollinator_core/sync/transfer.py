@@ -25,7 +25,7 @@ import attrs
 
 from pollinator_core.errors import InfraError, PollinatorError, UsageError
 from pollinator_core.models import File
-from pollinator_core.storage import SMALL_OBJECT
+from pollinator_core.storage import SMALL_OBJECT, check_object_key
 from pollinator_core.sync.index import hash_file
 from pollinator_core.sync.paths import MARKER, label_of, local_target, split
 from pollinator_core.sync.plan import Action, Kind
@@ -246,9 +246,19 @@ def fetch(
 ) -> None:
     """Download one object to ``root/rel``: temp file, SHA-256 check, atomic rename."""
     dest = local_target(root, rel)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.is_dir() and not dest.is_symlink():
-        raise UsageError(f"cannot download {rel}: a directory of that name exists locally")
+    if size:  # an empty file needs no object (the official tools record none)
+        check_object_key(object_key)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(
+            f"cannot download {rel!r}: a file stands locally where its directory should be; "
+            "move that file aside."
+        ) from None
+    if dest.is_dir():  # a directory, or a link to one (cfs/result/latest): never replaced
+        raise UsageError(
+            f"cannot download {rel!r}: a directory of that name exists locally; move it aside."
+        )
     tmp = dest.with_name(f".{dest.name}.pollinator-{uuid.uuid4().hex[:12]}")
     try:
         if size == 0:

@@ -178,12 +178,26 @@ class DockerBackend(LocalRuntime):
         return self._finished(handle, int(state["ExitCode"]), reason)
 
     def logs(self, handle: str) -> Iterator[bytes]:
+        import docker.errors
+
         preamble = self._take_preamble(handle)
         if preamble:
             yield preamble
         container = self._client.containers.get(handle)
-        # Docker keeps the output from the start, so following after start() loses nothing.
-        yield from container.logs(stream=True, follow=True, stdout=True, stderr=True)
+        # Docker keeps the output from the start, so following after start() loses nothing...
+        sent, last = 0, b""
+        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+            sent, last = sent + len(chunk), chunk or last
+            yield chunk
+        # ...except that a followed stream ends without the output's last line when that line
+        # has no newline (`print(x, end="")` at exit): take it from the stored log.
+        if last.endswith(b"\n") or not sent:
+            with contextlib.suppress(docker.errors.APIError):  # the container is gone
+                tail = container.logs(stdout=True, stderr=True, tail=1)
+                if tail and not tail.endswith(b"\n"):
+                    stored = container.logs(stdout=True, stderr=True)
+                    if len(stored) > sent:
+                        yield stored[sent:]
 
     # --- stopping ------------------------------------------------------------------------
 

@@ -40,7 +40,10 @@ def make_runtime(runtime: str | None = None) -> ExecutionBackend:
         docker = DockerBackend.connect()
     except InfraError as exc:
         if choice == "docker":
-            raise
+            raise InfraError(
+                f"{exc}. Start Docker or point DOCKER_HOST at a running engine, or run jobs as "
+                "host processes (--runtime process)."
+            ) from exc
         print(
             f"pollinator: {exc}; running jobs as host processes instead (--runtime process)",
             file=sys.stderr,

@@ -61,8 +61,9 @@ class Stager(Protocol):
     def pre_sync(self, process: Process, root: Path) -> None:
         """Download the spec's snapshots and ``dirs`` (onstart policy) under ``root``."""
 
-    def post_sync(self, process: Process, root: Path) -> None:
-        """Upload the spec's ``dirs`` (onclose policy) from under ``root``."""
+    def post_sync(self, process: Process, root: Path) -> list[str]:
+        """Upload the spec's ``dirs`` (onclose policy) from under ``root``; return a line for
+        each file that could not go up (an unsafe name, a link leading outside), for the log."""
 
 
 @attrs.frozen
@@ -273,7 +274,7 @@ class Executor:
         if self._is_lost(pid) or reason == "executor shut down":
             return status, False
         try:
-            self._stager.post_sync(process, root)
+            self._send(pid, self._stager.post_sync(process, root), tail)
         except PollinatorError as exc:
             if status.state is JobState.SUCCEEDED:
                 return JobStatus(JobState.FAILED, 0, f"uploading results failed: {exc}"), False

@@ -16,6 +16,7 @@ from pollinator_core.client import ColoniesClient
 from pollinator_core.executor_job import host_path, substitute
 from pollinator_core.models import Process, SyncDir
 from pollinator_core.storage import StorageLocation
+from pollinator_core.sync.engine import SyncReport
 from pollinator_core.sync.executor import download_snapshot, sync_dir
 
 
@@ -39,13 +40,22 @@ class CfsStager:
             # Made after the sync: an empty directory there would go up as a marker record.
             host_path(root, substitute(entry.dir, pid)).mkdir(parents=True, exist_ok=True)
 
-    def post_sync(self, process: Process, root: Path) -> None:
+    def post_sync(self, process: Process, root: Path) -> list[str]:
+        notices = []
         for entry in process.spec.fs.dirs:
-            self._sync(
+            report = self._sync(
                 entry, root, process.processid, keeplocal=entry.onconflicts.onclose.keeplocal
             )
+            # What the job wrote but the CFS cannot carry must not vanish without a word.
+            where = substitute(entry.dir, process.processid).rstrip("/").rsplit("/", 1)[-1]
+            notices += [
+                f"pollinator: not uploaded: {where}/{rel} ({why})\n" for rel, why in report.skipped
+            ]
+        return notices
 
-    def _sync(self, entry: SyncDir, root: Path, pid: str, *, keeplocal: bool) -> None:
+    def _sync(self, entry: SyncDir, root: Path, pid: str, *, keeplocal: bool) -> SyncReport:
         local = host_path(root, substitute(entry.dir, pid))
         label = substitute(entry.label, pid)
-        sync_dir(self._client, self._colony, label, local, self._storage, keeplocal=keeplocal)
+        return sync_dir(
+            self._client, self._colony, label, local, self._storage, keeplocal=keeplocal
+        )

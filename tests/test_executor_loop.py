@@ -39,8 +39,8 @@ class NoFiles:
     def pre_sync(self, process: Process, root: Path) -> None:
         pass
 
-    def post_sync(self, process: Process, root: Path) -> None:
-        pass
+    def post_sync(self, process: Process, root: Path) -> list[str]:
+        return []
 
 
 def spec(cmd: str, *args: Any, **fields: Any) -> FunctionSpec:
@@ -326,12 +326,17 @@ def test_a_job_sees_only_its_snapshots_label_and_its_results_go_up_after_failure
     code = (
         "import os, pathlib\n"
         "print(sorted(p.as_posix() for p in pathlib.Path().rglob('*') if p.is_file()))\n"
-        "pathlib.Path(os.environ['PROJECT_DIR'], 'result', 'out.txt').write_text('partial')\n"
+        "result = pathlib.Path(os.environ['PROJECT_DIR'], 'result')\n"
+        "(result / 'out.txt').write_text('partial')\n"
+        "(result / 'back\\\\slash.txt').write_text('a name no label can carry')\n"
         "raise SystemExit(3)"
     )
     job = spec(py(code), fs=fs, env={"PROJECT_DIR": "/cfs/pollinator/p_1"})
     process = wait_done(user, user.submit(job).processid)
     assert (process.state, process.errors[0]) == (ProcessState.FAILED, "exit code 3")
-    assert log_messages(user, process.processid) == ["['main.py', 'pkg/mod.py']\n"]
+    listing, skipped = log_messages(user, process.processid)
+    assert listing == "['main.py', 'pkg/mod.py']\n"
+    # A result the CFS cannot carry is named in the log, not dropped without a word.
+    assert skipped.startswith("pollinator: not uploaded: result/back\\slash.txt (")
     result = f"/pollinator/p_1/result/{process.processid}"
     assert [f.name for f in user.get_files("test", result)] == ["out.txt"]

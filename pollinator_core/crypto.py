@@ -31,6 +31,7 @@ def generate_private_key() -> str:
     return coincurve.PrivateKey(secrets.token_bytes(32)).secret.hex()
 
 
+@lru_cache(maxsize=64)  # parsing derives the public key: too slow to repeat on every RPC
 def _private_key(prvkey: str) -> coincurve.PrivateKey:
     try:
         raw = bytes.fromhex(prvkey)

@@ -58,6 +58,11 @@ def _keys(env: Mapping[str, str], sim: Simulator) -> tuple[DevKeys | None, bool]
 
 async def serve(host: str, port: int, db: Path | None, env: Mapping[str, str], out: TextIO) -> None:
     """Run until SIGTERM or SIGINT, then shut down cleanly (committing the database)."""
+    # Handlers first: a supervisor may signal as soon as "listening on" is printed.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     sim = Simulator(env.get("COLONIES_SERVER_ID", ""), db_path=db)
     try:
         keys, print_keys = _keys(env, sim)
@@ -74,10 +79,6 @@ async def serve(host: str, port: int, db: Path | None, env: Mapping[str, str], o
     if keys is not None and print_keys:
         out.write("\n".join(keys.export_lines(host, port)) + "\n")
         out.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     log.info("ready (server owner %s...)", sim.authz.server_id[:8])
     try:
         await stop.wait()

@@ -126,6 +126,16 @@ def log_messages(user: ColoniesClient, pid: str) -> list[str]:
     return [entry.message for entry in user.get_logs("test", pid, count=500)]
 
 
+def submit_running(user: ColoniesClient, timeout: float = 20) -> str:
+    """Submit a long job and return its id once its first line is in the log."""
+    pid = user.submit(spec("echo started; sleep 60")).processid
+    deadline = time.monotonic() + timeout
+    while log_messages(user, pid) != ["started\n"]:
+        assert time.monotonic() < deadline, f"process {pid} printed nothing in {timeout} s"
+        time.sleep(0.05)
+    return pid
+
+
 def test_output_is_logged_in_whole_lines_and_success_closes(
     user: ColoniesClient, start_executor: StartExecutor
 ) -> None:
@@ -190,9 +200,7 @@ def test_cancel_on_the_server_stops_the_job(
     user: ColoniesClient, start_executor: StartExecutor
 ) -> None:
     executor = start_executor()
-    pid = user.submit(spec("echo started; sleep 60")).processid
-    while log_messages(user, pid) != ["started\n"]:
-        time.sleep(0.05)
+    pid = submit_running(user)
     user.cancel_process(pid)
     deadline = time.monotonic() + 5
     while executor.running and time.monotonic() < deadline:
@@ -238,9 +246,7 @@ def test_shutdown_fails_what_outlives_the_grace(
     user: ColoniesClient, start_executor: StartExecutor
 ) -> None:
     executor = start_executor()
-    pid = user.submit(spec("echo started; sleep 60")).processid
-    while log_messages(user, pid) != ["started\n"]:
-        time.sleep(0.05)
+    pid = submit_running(user)
     started = time.monotonic()
     executor.shutdown(0.5)
     assert time.monotonic() - started < 5

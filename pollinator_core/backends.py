@@ -84,10 +84,7 @@ class ColoniesBackend(Backend):
             raise ConfigError("COLONIES_COLONY_NAME is not set: which colony should run the job?")
         if not config.prvkey:
             raise ConfigError("COLONIES_PRVKEY is not set: the key that signs your requests.")
-        url = os.environ.get("POLLINATOR_STORAGE") or None
-        return Connection(
-            COLONIES, ColoniesClient(config), config.colony_name, lambda: open_storage(url)
-        )
+        return Connection(COLONIES, ColoniesClient(config), config.colony_name, open_storage)
 
 
 class LocalBackend(Backend):

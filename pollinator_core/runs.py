@@ -22,6 +22,7 @@ import attrs
 
 from pollinator_core.backends import Connection, get_backend
 from pollinator_core.errors import UsageError
+from pollinator_core.executor_job import PROCESS_ID, substitute
 from pollinator_core.models import Process
 from pollinator_core.project import Project
 
@@ -118,8 +119,8 @@ def submit_run(project: Project, conn: Connection, *, quiet: bool = False) -> Ru
 def result_label(project: Project, process: Process) -> str:
     """Where the executor put the run's results: the spec's ``{processid}`` dir label."""
     for entry in process.spec.fs.dirs:
-        if "{processid}" in entry.label:
-            return entry.label.replace("{processid}", process.processid)
+        if PROCESS_ID in entry.label:
+            return substitute(entry.label, process.processid)
     return f"{project.label_prefix}/result/{process.processid}"
 
 

@@ -191,12 +191,16 @@ def _protocol_of(fs: AbstractFileSystem) -> str:
 
 
 def storage_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
-    """``s3://<AWS_S3_BUCKET>`` when the official S3 variables are set, else None.
+    """``$POLLINATOR_STORAGE`` when set, else ``s3://<AWS_S3_BUCKET>`` when the official S3
+    variables are set, else None.
 
     The URL carries no secrets; the S3 plugin reads endpoint and credentials from the
     environment when it opens the location.
     """
     env = os.environ if env is None else env
+    explicit = env.get("POLLINATOR_STORAGE", "").strip()
+    if explicit:
+        return explicit
     bucket = env.get("AWS_S3_BUCKET", "").strip()
     if not bucket:
         if env.get("AWS_S3_ENDPOINT"):

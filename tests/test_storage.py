@@ -281,3 +281,12 @@ def test_signed_requests_retry_transient_failures() -> None:
         auth.startswith("AWS4-HMAC-SHA256 Credential=AK/") and "/us-east-1/s3/aws4_request" in auth
     )
     assert "SK" not in auth
+
+
+def test_pollinator_storage_wins_over_the_s3_variables() -> None:
+    from pollinator_core.storage import storage_url_from_env
+
+    env = {"POLLINATOR_STORAGE": "file:///srv/cfs", "AWS_S3_BUCKET": "b"}
+    assert storage_url_from_env(env) == "file:///srv/cfs"
+    assert storage_url_from_env({**env, "POLLINATOR_STORAGE": " "}) == "s3://b"
+    assert storage_url_from_env({}) is None

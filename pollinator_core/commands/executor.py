@@ -55,7 +55,6 @@ def executor() -> None:
 @click.option(
     "--storage",
     "storage_url",
-    envvar="POLLINATOR_STORAGE",
     metavar="URL",
     help="Where CFS file bytes live (s3://bucket, file:///dir). Default: "
     "$POLLINATOR_STORAGE, else s3://$AWS_S3_BUCKET.",

@@ -20,11 +20,11 @@ from typing import Any
 
 from pollinator_core import models
 from pollinator_core.models import AttributeType, ProcessState
+from pollinator_core.units import format_cpu
 
 from .store import Doc, ProcessRec, State, target_names
 from .wire import (
     ApiError,
-    fmt_cpu,
     fmt_mem,
     fmt_time,
     now_ns,
@@ -65,7 +65,7 @@ def spec_doc(spec: models.FunctionSpec) -> tuple[Doc, int, int]:
             "executortype": c.executortype,
             "dependencies": c.dependencies,
             "nodes": c.nodes,
-            "cpu": fmt_cpu(cpu),
+            "cpu": format_cpu(cpu),
             "processes": c.processes,
             "processespernode": c.processespernode,
             "mem": fmt_mem(mem),

@@ -183,9 +183,5 @@ def parse_mem(mem: str) -> int:
     raise ValueError(f"error converting memory to int: cannot parse {mem!r}")
 
 
-def fmt_cpu(millicores: int) -> str:
-    return f"{millicores}m"
-
-
 def fmt_mem(nbytes: int) -> str:
     return f"{nbytes // (1024 * 1024)}Mi"

@@ -128,8 +128,8 @@ def cli(ctx: click.Context, verbose: int, directory: Path | None) -> None:
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger().setLevel(level)
-    # urllib3 logs each connection retry as a WARNING with its exception text; the command's
-    # own error already says what failed, so those lines show only with -v.
+    # urllib3 (under the Docker SDK) logs each connection retry as a WARNING with its exception
+    # text; the command's own error already says what failed, so those lines show only with -v.
     logging.getLogger("urllib3").setLevel(logging.ERROR if verbose == 0 else logging.NOTSET)
     ctx.obj = CliContext(directory=directory, verbose=verbose)
 

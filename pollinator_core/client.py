@@ -15,32 +15,21 @@ from __future__ import annotations
 
 import base64
 import copy
+import http.client
 import json
 import logging
 import math
 import re
+import socket
 import ssl
 import time
-import warnings
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
-
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    InsecureRequestWarning,
-    MaxRetryError,
-    NameResolutionError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
-from urllib3.util import Retry, Timeout
 
 from pollinator_core import crypto
 from pollinator_core.config import ClientConfig, ConfigError, check_private_key
 from pollinator_core.errors import InfraError, PollinatorError
+from pollinator_core.keepalive import ConnectFailed, Origin
 from pollinator_core.models import (
     Attribute,
     Colony,
@@ -69,7 +58,6 @@ log = logging.getLogger("pollinator.client")
 T = TypeVar("T")
 
 _HEADERS = {"Content-Type": "application/json"}
-_NO_RETRY = Retry(total=0, redirect=0)
 # The longest server message kept in an exception: one readable line, not a dump.
 _MAX_MESSAGE = 300
 # What OpenSSL says when the other end answers a TLS handshake in plain HTTP.
@@ -180,8 +168,8 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 class ColoniesClient:
     """Typed Colonies RPCs; sign with ``config.prvkey`` or, through :meth:`with_key`, another key.
 
-    Instances are immutable and thread-safe; siblings from :meth:`with_key` share one
-    connection pool, so :meth:`close` closes them all.
+    Instances are immutable and thread-safe (one keep-alive connection per thread); siblings
+    from :meth:`with_key` share those connections, so :meth:`close` closes them all.
     """
 
     def __init__(self, config: ClientConfig) -> None:
@@ -190,27 +178,8 @@ class ColoniesClient:
         self._ssl = _ssl_context(config) if config.tls else None
         if config.tls and config.insecure:
             # Skipping verification is the user's explicit choice: say it once, not per request.
-            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
             log.warning("TLS certificate verification is off for %s", config.address)
-        self._pool = urllib3.PoolManager(
-            num_pools=4,
-            maxsize=16,
-            ssl_context=self._ssl,
-            cert_reqs="CERT_NONE" if config.insecure else "CERT_REQUIRED",
-            assert_hostname=False if config.insecure else None,
-        )
-        self._api = f"{config.base_url}/api"
-        # Connection failures only: a request that never reached the server is safe to resend.
-        self._safe_retry = Retry(
-            total=config.retries,
-            connect=config.retries,
-            read=0,
-            other=0,
-            status=0,
-            redirect=0,
-            backoff_factor=0.2,
-            backoff_max=2.0,
-        )
+        self._origin = Origin(config.host, config.port, context=self._ssl, timeout=config.timeout)
 
     def __repr__(self) -> str:
         return f"ColoniesClient({self.config.base_url}, colony={self.config.colony_name!r})"
@@ -228,7 +197,7 @@ class ColoniesClient:
         return crypto.id_from_private_key(self._key())
 
     def close(self) -> None:
-        self._pool.clear()
+        self._origin.close()
 
     # --- transport -----------------------------------------------------------------------
 
@@ -255,58 +224,69 @@ class ColoniesClient:
         wait: float = 0.0,
     ) -> Any:
         """One RPC; ``safe`` allows retries on connection failure, ``wait`` extends the read."""
-        envelope = self._envelope(msgtype, body or {}, signed=signed)
-        timeout = Timeout(connect=self.config.timeout, read=self.config.timeout + wait)
+        envelope = self._envelope(msgtype, body or {}, signed=signed).encode()
         started = time.monotonic()
-        try:
-            response = self._pool.request(
-                "POST",
-                self._api,
-                body=envelope.encode(),
-                headers=_HEADERS,
-                timeout=timeout,
-                retries=self._safe_retry if safe else _NO_RETRY,
-                redirect=False,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise self._unreachable(msgtype, exc, timeout) from exc
+        status, data = self._exchange(msgtype, envelope, safe=safe, read=self.config.timeout + wait)
         log.debug(
             "%s %s -> %d in %.1f ms",
             self.config.address,
             msgtype,
-            response.status,
+            status,
             (time.monotonic() - started) * 1000,
         )
-        return self._decode(msgtype, response.status, response.data)
+        return self._decode(msgtype, status, data)
 
-    def _unreachable(
-        self, msgtype: str, exc: urllib3.exceptions.HTTPError, timeout: Timeout
-    ) -> ServerUnavailable:
-        reason: BaseException = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
-        if isinstance(reason, NameResolutionError):
+    def _exchange(self, msgtype: str, body: bytes, *, safe: bool, read: float) -> tuple[int, bytes]:
+        """POST /api; a call that is safe to repeat is resent while no connection opens, with
+        backoff (0, 0.4, 0.8, 1.6, 2, 2... s)."""
+        for attempt in range(self.config.retries + 1):
+            if attempt:
+                time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0) if attempt > 1 else 0.0)
+            try:
+                status, data, _ = self._origin.request("POST", "/api", body, _HEADERS, timeout=read)
+                return status, data
+            except ConnectFailed as exc:
+                tls = isinstance(exc.__cause__, ssl.SSLError)  # a setting: it would fail again
+                if not safe or tls or attempt == self.config.retries:
+                    raise self._unreachable(msgtype, exc, read) from exc
+                log.debug(
+                    "%s %s: retrying (%d of %d) after: %s",
+                    self.config.address,
+                    msgtype,
+                    attempt + 1,
+                    self.config.retries,
+                    exc,
+                )
+            except (OSError, http.client.HTTPException) as exc:
+                raise self._unreachable(msgtype, exc, read) from exc
+        raise AssertionError("unreachable")
+
+    def _unreachable(self, msgtype: str, exc: Exception, read: float) -> ServerUnavailable:
+        connecting = isinstance(exc, ConnectFailed)
+        reason = exc.__cause__ if connecting and exc.__cause__ is not None else exc
+        if isinstance(reason, socket.gaierror):
             what = f"the host name {self.config.host!r} cannot be resolved"
-        elif isinstance(reason, NewConnectionError):
-            cause = reason.__cause__
-            strerror = getattr(cause, "strerror", None)
-            what = f"connection failed ({(strerror or str(cause) or 'no reason given').lower()})"
-        elif isinstance(reason, ConnectTimeoutError):
-            what = f"connecting timed out after {timeout.connect_timeout:g} s"
-        elif isinstance(reason, ReadTimeoutError):
-            what = f"no reply to {msgtype} within {timeout.read_timeout:g} s"
-        elif isinstance(reason, SSLError) and _PLAIN_HTTP_TLS.search(str(reason)):
+        elif isinstance(reason, ssl.SSLError) and _PLAIN_HTTP_TLS.search(str(reason)):
             what = (
                 f"TLS failed ({_one_line(str(reason))}): the server does not speak TLS on this "
                 "port; if it serves plain HTTP, set COLONIES_SERVER_TLS=false"
             )
-        elif isinstance(reason, SSLError):
+        elif isinstance(reason, ssl.SSLError):
             what = (
                 f"TLS failed ({_one_line(str(reason))}); trust the server's CA with "
                 "COLONIES_CA_FILE, or skip verification with COLONIES_SKIP_TLS_VERIFY=true"
             )
-        elif isinstance(reason, ProtocolError):
+        elif connecting and isinstance(reason, TimeoutError):
+            what = f"connecting timed out after {self.config.timeout:g} s"
+        elif connecting:
+            strerror = getattr(reason, "strerror", None)
+            what = f"connection failed ({(strerror or str(reason) or 'no reason given').lower()})"
+        elif isinstance(reason, TimeoutError):
+            what = f"no reply to {msgtype} within {read:g} s"
+        elif isinstance(reason, (ConnectionError, http.client.HTTPException)):
             what = f"the connection broke during {msgtype}"
         else:
-            what = _one_line(str(reason))
+            what = _one_line(str(reason)) or type(reason).__name__
         return ServerUnavailable(
             f"Cannot reach the Colonies server at {self.config.address}: {what}.", msgtype=msgtype
         )
@@ -357,16 +337,10 @@ class ColoniesClient:
     def health(self) -> bool:
         """True when ``GET /health`` answers 200; never raises."""
         try:
-            response = self._pool.request(
-                "GET",
-                f"{self.config.base_url}/health",
-                timeout=Timeout(total=self.config.timeout),
-                retries=_NO_RETRY,
-                redirect=False,
-            )
-        except urllib3.exceptions.HTTPError:
+            status, _, _ = self._origin.request("GET", "/health", None, {})
+        except (OSError, http.client.HTTPException):
             return False
-        return response.status == 200
+        return status == 200
 
     # --- colonies ------------------------------------------------------------------------
 

@@ -1,13 +1,13 @@
-"""Single S3 requests signed with AWS Signature V4, on one keep-alive connection per thread.
+"""Single S3 requests signed with AWS Signature V4, on one keep-alive connection per thread
+(keepalive.py).
 
 A sync of many small files is thousands of tiny requests (PUT, HEAD, GET, list pages). Through
 a botocore client each costs ~1 ms of CPU (hooks, endpoint rules, user-agent assembly); signed
 with botocore's own SigV4 signer (~0.03 ms) and sent over plain http.client it costs a fraction
 of that, which on a small machine shared with the S3 server decides whether a cold sync keeps
-up with rclone. Streams, multipart uploads
-and parallel ranged downloads stay with s3fs. Path-style addressing (``/bucket/key``), as
-S3-compatible servers expect. Every request here is idempotent (content-addressed PUTs
-included), so transient failures are retried.
+up with rclone. Streams, multipart uploads and parallel ranged downloads stay with s3fs.
+Path-style addressing (``/bucket/key``), as S3-compatible servers expect. Every request here is
+idempotent (content-addressed PUTs included), so transient failures are retried.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import ssl
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -24,6 +23,8 @@ from urllib.parse import quote, urlsplit
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from pollinator_core.keepalive import Origin
 
 _EMPTY_SHA = hashlib.sha256(b"").hexdigest()
 _RETRIES = 4
@@ -54,17 +55,20 @@ class SignedS3:
     ) -> None:
         parts = urlsplit(endpoint_url)
         self._base = f"{parts.scheme}://{parts.netloc}"
-        self._host = parts.netloc
-        self._tls = parts.scheme == "https"
-        self._address = (parts.hostname or "", parts.port or (443 if self._tls else 80))
-        self._context = ssl.create_default_context() if self._tls else None
-        if self._context is not None and not verify:
-            self._context.check_hostname = False
-            self._context.verify_mode = ssl.CERT_NONE
-        self._timeout = timeout
+        tls = parts.scheme == "https"
+        context = ssl.create_default_context() if tls else None
+        if context is not None and not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        default_port = 443 if tls else 80
+        self._origin = Origin(
+            parts.hostname or "", parts.port or default_port, context=context, timeout=timeout
+        )
+        # The Host header as http.client would send it, given to the signer up front so that
+        # it does not parse the URL again for every request.
+        self._host = parts.netloc.rpartition(":")[0] if parts.port == default_port else parts.netloc
         self._region = region
         self._signer = _KnownPayloadSigner(Credentials(access_key, secret_key), "s3", region)
-        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"SignedS3({self._base}, region={self._region!r})"
@@ -139,44 +143,19 @@ class SignedS3:
         self, method: str, target: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, bytes]:
         for attempt in range(_RETRIES + 1):
-            conn = self._connection()
             try:
-                conn.request(method, target, body=body or None, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
+                status, data, _ = self._origin.request(method, target, body or None, headers)
             except (http.client.HTTPException, OSError) as exc:
-                self._drop()
                 if attempt == _RETRIES:
                     raise ConnectionError(f"S3 endpoint {self._base} unreachable: {exc}") from exc
             else:
-                if response.will_close:
-                    self._drop()
-                if response.status not in _RETRY_STATUS or attempt == _RETRIES:
-                    return response.status, data
+                if status not in _RETRY_STATUS or attempt == _RETRIES:
+                    return status, data
             time.sleep(0.2 * 2**attempt)
         raise AssertionError("unreachable")
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            host, port = self._address
-            if self._context is not None:
-                conn = http.client.HTTPSConnection(
-                    host, port, timeout=self._timeout, context=self._context
-                )
-            else:
-                conn = http.client.HTTPConnection(host, port, timeout=self._timeout)
-            self._local.conn = conn
-        return conn
-
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
     def _sign(self, method: str, target: str, payload_sha: str) -> dict[str, str]:
-        request = AWSRequest(method=method, url=self._base + target)
+        request = AWSRequest(method=method, url=self._base + target, headers={"Host": self._host})
         request.context["payload_sha"] = payload_sha
         self._signer.add_auth(request)
         return dict(request.headers.items())

@@ -389,6 +389,42 @@ def test_interrupted_sync_never_leaves_a_record_without_its_object(
     assert set(records(client, label)) == {f"f{i}.txt" for i in range(6)}
 
 
+def test_a_new_small_file_is_read_once_and_hashed_as_it_uploads(
+    client: ColoniesClient,
+    storage: StorageLocation,
+    label: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    trusting: None,
+) -> None:
+    from pollinator_core.sync import transfer
+
+    src = tmp_path / "src"
+    for i in range(4):
+        write(src, f"d{i}/f.txt", f"content {i}")
+    write(src, "big.bin", b"b" * 64)
+    monkeypatch.setattr(transfer, "SMALL_OBJECT", 32)  # big.bin streams: hashed up front
+    hashed: list[str] = []
+    real_hash = index_mod.hash_file
+
+    def spy(path: str) -> tuple[str, tuple[int, int, int, int]]:
+        hashed.append(Path(path).relative_to(src).as_posix())
+        return real_hash(path)
+
+    monkeypatch.setattr(index_mod, "hash_file", spy)
+    push(client, src, label, storage)
+    assert hashed == ["big.bin"]
+    recs = records(client, label)
+    for i in range(4):
+        assert recs[f"d{i}/f.txt"].checksum == hashlib.sha256(f"content {i}".encode()).hexdigest()
+    # The upload's own hash was cached: only the file edited since is read to plan.
+    hashed.clear()
+    write(src, "d1/f.txt", "edited")
+    report = push(client, src, label, storage)
+    assert hashed == ["d1/f.txt"]
+    assert kinds(report) == [("upload", "d1/f.txt", "changed")]
+
+
 @pytest.mark.parametrize(
     ("sub", "name"),
     [

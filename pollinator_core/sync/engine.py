@@ -84,6 +84,13 @@ def sync_tree(
             boundary=boundary or local_dir,
             exclude=exclude,
         )
+        remote = list_remote(
+            client, colony, label, index, workers=options.workers, refresh=options.checksum
+        )
+        log.debug("%s: %d remote files listed", label, len(remote.files))
+        # Only a file with a remote counterpart needs its hash to plan; a new small file is
+        # hashed as it is read for upload, and a large one before (its key must be known),
+        # as is one whose object an interrupted sync stored (so its bytes are not resent).
         shas = hash_tree(
             local_dir,
             tree.files,
@@ -91,14 +98,15 @@ def sync_tree(
             rehash=options.checksum,
             workers=options.workers,
             skipped=tree.skipped,
+            needed=lambda rel: (
+                rel in remote.files
+                or rel in index.unrecorded
+                or Transfer.streams(tree.files[rel][0])
+            ),
         )
         index.prune(tree.files)
-        log.debug("%s: %d local files scanned and hashed", label, len(tree.files))
-        remote = list_remote(
-            client, colony, label, index, workers=options.workers, refresh=options.checksum
-        )
-        log.debug("%s: %d remote files listed", label, len(remote.files))
-        local = {rel: (shas[rel], key[0]) for rel, key in tree.files.items()}
+        log.debug("%s: %d local files scanned, %d hashes known", label, len(tree.files), len(shas))
+        local = {rel: (shas.get(rel, ""), key[0]) for rel, key in tree.files.items()}
         plan = make_plan(
             mode,
             local,
@@ -157,6 +165,7 @@ def _record(index: Index, done: Done, keys: dict[str, StatKey]) -> None:
         index.base[rel] = sha
     for rel in done.removed:
         index.base.pop(rel, None)
+    index.unrecorded = (index.unrecorded | done.unrecorded) - done.uploaded.keys()
 
 
 def _expected_labels(

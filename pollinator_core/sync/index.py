@@ -10,8 +10,11 @@ It holds, as one compact JSON document (~1 MB and ~15 ms to load for 10,000 file
   pushed): a pull uses it to tell a local edit from a stale copy.
 - ``remote``: label -> (revision count, {name: (checksum, size, object)}): the remote listing as
   this sync left it, reused while the server reports the same count (see docs/sync.md).
+- ``unrecorded``: relpaths whose object an interrupted sync stored but whose record it never
+  added. A new file is otherwise hashed only as it uploads; these are hashed up front, so the
+  next sync finds their objects and adds the records without sending the bytes again.
 
-``identity`` (server, colony, label) guards ``base`` and ``remote``: when it changes they are
+``identity`` (server, colony, label) guards the last three: when it changes they are
 dropped; the stat cache only describes local files and always stays valid.
 """
 
@@ -23,7 +26,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,7 @@ class Index:
         self.files: dict[str, tuple[int, int, int, int, str]] = {}
         self.base: dict[str, str] = {}
         self.remote: dict[str, RemoteLabel] = {}
+        self.unrecorded: set[str] = set()
         self.dirty = False  # saved only when something changed: unchanged syncs write nothing
 
     @classmethod
@@ -69,6 +73,7 @@ class Index:
                 label: (count, {n: tuple(f) for n, f in files.items()})
                 for label, (count, files) in doc.get("remote", {}).items()
             }
+            index.unrecorded = set(doc.get("unrecorded", []))
         return index
 
     def save(self) -> None:
@@ -80,6 +85,7 @@ class Index:
             "files": self.files,
             "base": self.base,
             "remote": self.remote,
+            "unrecorded": sorted(self.unrecorded),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
@@ -122,6 +128,9 @@ class Index:
         if any(k not in keep for k in self.files):
             self.files = {k: v for k, v in self.files.items() if k in keep}
             self.dirty = True
+        if not self.unrecorded <= keep:
+            self.unrecorded &= keep
+            self.dirty = True
 
 
 @contextlib.contextmanager
@@ -162,21 +171,26 @@ def hash_tree(
     rehash: bool,
     workers: int,
     skipped: list[tuple[str, str]] | None = None,
+    needed: Callable[[str], bool] | None = None,
 ) -> dict[str, str]:
     """relpath -> sha256 for ``files``, reading only those the index cannot vouch for.
 
-    A file that cannot be read (no permission, gone since the scan) is dropped from ``files``
-    and reported in ``skipped``, as the scan reports what it cannot enter; without
-    ``skipped`` it is a UsageError naming the file.
+    ``needed``: which files must be hashed now (default: all); the others are only checked to
+    be readable, and hashed later by whoever reads them anyway (a new file's upload). A file
+    that cannot be read (no permission, gone since the scan) is dropped from ``files`` and
+    reported in ``skipped``, as the scan reports what it cannot enter; without ``skipped`` it
+    is a UsageError naming the file.
     """
     shas: dict[str, str] = {}
     todo: list[str] = []
     for rel, key in files.items():
         sha = None if rehash else index.cached_sha(rel, key)
-        if sha is None:
-            todo.append(rel)
-        else:
+        if sha is not None:
             shas[rel] = sha
+        elif needed is None or needed(rel):
+            todo.append(rel)
+        elif not os.access(os.path.join(root, rel), os.R_OK):
+            todo.append(rel)  # hashing it reports why it cannot be read
     if not todo:
         return shas
 

@@ -44,7 +44,7 @@ class Action:
     kind: Kind
     rel: str  # the file (or directory) path relative to the tree
     reason: str  # new | changed | deleted | conflict | empty
-    sha: str = ""  # the content that moves
+    sha: str = ""  # the content that moves ("" for a new small file: hashed as it uploads)
     size: int = 0
     remote: RemoteEntry | None = None  # the record a download, removal or unmark concerns
     target: str = ""  # where a conflicting remote version is saved
@@ -78,8 +78,9 @@ def make_plan(
     delete: bool = False,
     keeplocal: bool = False,
 ) -> Plan:
-    """``local``: relpath -> (sha256, size); ``local_empty``: empty leaf directories;
-    ``base``: relpath -> sha256 last agreed on."""
+    """``local``: relpath -> (sha256, size), the sha256 "" when not known yet (a local-only
+    file, hashed as it uploads); ``local_empty``: empty leaf directories; ``base``: relpath ->
+    sha256 last agreed on."""
     plan = Plan()
     up = mode in (Mode.MIRROR, Mode.PUSH) or (mode is Mode.MERGE and keeplocal)
     add = plan.actions.append

@@ -55,6 +55,7 @@ class Done:
     uploaded: dict[str, tuple[str, int]] = attrs.Factory(dict)  # relpath -> (sha, size)
     downloaded: dict[str, str] = attrs.Factory(dict)
     removed: list[str] = attrs.Factory(list)
+    unrecorded: set[str] = attrs.Factory(set)  # object stored, adding the record failed
     marked: dict[str, str] = attrs.Factory(dict)  # directory -> marker sha
     unmarked: list[str] = attrs.Factory(list)
     mkdirs: list[str] = attrs.Factory(list)
@@ -98,7 +99,9 @@ class Transfer:
         try:
             if ups:
                 self.storage.prepare_write()
-                wanted = {self.storage.object_key(a.sha) for a in ups if a.kind is Kind.UPLOAD}
+                wanted = {
+                    self.storage.object_key(a.sha) for a in ups if a.kind is Kind.UPLOAD and a.sha
+                }
                 self._known |= self.storage.existing(wanted - self._known)
                 self._phase("Uploading", ups, self._upload_or_mark)
             self._phase("Removing", removals, self._remove)
@@ -108,24 +111,52 @@ class Transfer:
         return self.done
 
     def _phase(self, title: str, actions: list[Action], fn: Callable[[Action], None]) -> None:
+        """Run ``fn`` on every action from a few long-lived threads pulling from one list: per
+        action that is one lock, where a pool's futures cost a dozen (and the GIL with them)."""
         if not actions:
             return
         self.progress.start(title, len(actions), sum(a.size for a in actions))
         errors: list[tuple[Action, BaseException]] = []
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.workers))
+        todo = iter(actions)
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def work() -> None:
+            while not stop.is_set():
+                with lock:
+                    action = next(todo, None)
+                if action is None:
+                    return
+                try:
+                    fn(action)
+                except BaseException as exc:
+                    with lock:
+                        errors.append((action, exc))
+
+        threads = [
+            threading.Thread(target=work, name=f"pollinator-sync-{n}", daemon=True)
+            for n in range(max(1, min(self.workers, len(actions))))
+        ]
+        for thread in threads:
+            thread.start()
         try:
-            futures = {pool.submit(fn, a): a for a in actions}
-            for future in concurrent.futures.as_completed(futures):
-                exc = future.exception()
-                if exc is not None:
-                    errors.append((futures[future], exc))
-        finally:
-            # On Ctrl-C: drop what has not started, let running transfers finish cleanly.
-            pool.shutdown(wait=True, cancel_futures=True)
+            for thread in threads:
+                thread.join()
+        except BaseException:
+            stop.set()  # on Ctrl-C: start nothing new, let running transfers finish cleanly
+            for thread in threads:
+                thread.join()
+            raise
         if errors:
             raise _summarise(title, errors, len(actions))
 
     # --- uploads -----------------------------------------------------------------------
+
+    @staticmethod
+    def streams(size: int) -> bool:
+        """Whether a file this size is streamed, so its hash (its key) is needed beforehand;
+        a smaller one is read whole and hashed from those bytes."""
+        return size > SMALL_OBJECT
 
     def _ensure_object(self, sha: str, put: Callable[[str], None]) -> None:
         """Store the object for ``sha`` once, however many files share the content."""
@@ -160,7 +191,7 @@ class Transfer:
 
     def _upload(self, a: Action) -> None:
         path = os.path.join(self.root, a.rel)
-        if a.size <= SMALL_OBJECT:
+        if not self.streams(a.size):
             with open(path, "rb") as f:
                 data = f.read()
                 key_after = stat_key(os.fstat(f.fileno()))
@@ -172,7 +203,12 @@ class Transfer:
             key_after = self.stat_keys[a.rel]
             self._ensure_object(sha, lambda key: self._put_large(key, path, a.rel, key_after))
         subdir, name = split(a.rel)
-        self._add_record(label_of(self.root_label, subdir), name, size, sha)
+        try:
+            self._add_record(label_of(self.root_label, subdir), name, size, sha)
+        except BaseException:
+            with self._lock:
+                self.done.unrecorded.add(a.rel)
+            raise
         with self._lock:
             self.done.uploaded[a.rel] = (sha, size)
             self.done.bytes_up += size

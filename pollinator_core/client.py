@@ -1,4 +1,4 @@
-"""A synchronous, thread-safe Colonies client over pooled keep-alive HTTP(S).
+"""A synchronous, thread-safe Colonies client over keep-alive HTTP(S), one connection per thread.
 
 Every call is one signed RPC to ``POST /api`` (reference/colonies-protocol.md, section 1):
 the payload is base64 of the message JSON, the signature covers that base64 text, and the

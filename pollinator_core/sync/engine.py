@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from pollinator_core.client import ColoniesClient
     from pollinator_core.storage import StorageLocation
 
-# Concurrent transfers and metadata calls: the Colonies client pools 16 connections.
+# Concurrent transfers and metadata calls: 16 threads, each with its own keep-alive
+# connections (benchmarks/bench_sync.py: fewer leave the servers idle, more only contend).
 DEFAULT_WORKERS = 16
 log = logging.getLogger("pollinator.sync")
 

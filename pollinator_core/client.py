@@ -240,11 +240,10 @@ class ColoniesClient:
         """POST /api; a call that is safe to repeat is resent while no connection opens, with
         backoff (0, 0.4, 0.8, 1.6, 2, 2... s)."""
         for attempt in range(self.config.retries + 1):
-            if attempt:
-                time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0) if attempt > 1 else 0.0)
+            if attempt > 1:
+                time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
             try:
-                status, data, _ = self._origin.request("POST", "/api", body, _HEADERS, timeout=read)
-                return status, data
+                return self._origin.request("POST", "/api", body, _HEADERS, timeout=read)
             except ConnectFailed as exc:
                 tls = isinstance(exc.__cause__, ssl.SSLError)  # a setting: it would fail again
                 if not safe or tls or attempt == self.config.retries:
@@ -337,7 +336,7 @@ class ColoniesClient:
     def health(self) -> bool:
         """True when ``GET /health`` answers 200; never raises."""
         try:
-            status, _, _ = self._origin.request("GET", "/health", None, {})
+            status, _ = self._origin.request("GET", "/health", None, {})
         except (OSError, http.client.HTTPException):
             return False
         return status == 200

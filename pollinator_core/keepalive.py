@@ -82,16 +82,16 @@ class Origin:
         headers: Mapping[str, str],
         *,
         timeout: float | None = None,
-    ) -> tuple[int, bytes, bool]:
-        """One exchange: (status, body, whether the connection was reused). Raises
-        :class:`ConnectFailed`, or the ``OSError``/``http.client.HTTPException`` that broke
-        the exchange after the connection was open."""
-        conn, reused = self._connection()
+    ) -> tuple[int, bytes]:
+        """One exchange: (status, body). Raises :class:`ConnectFailed`, or the
+        ``OSError``/``http.client.HTTPException`` that broke the exchange after the connection
+        was open."""
+        conn = self._connection()
         try:
             assert conn.sock is not None
             conn.sock.settimeout(self.timeout if timeout is None else timeout)
             conn.hold_headers(body)
-            conn.request(method, target, body=body, headers=dict(headers))
+            conn.request(method, target, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()
         except BaseException:
@@ -101,7 +101,7 @@ class Origin:
             self._drop(conn)
         else:
             self._local.used = time.monotonic()
-        return response.status, data, reused
+        return response.status, data
 
     def close(self) -> None:
         """Close every connection, whichever thread opened it; the next request reconnects."""
@@ -110,12 +110,12 @@ class Origin:
         for conn in conns:
             conn.close()
 
-    def _connection(self) -> tuple[_HTTP | _HTTPS, bool]:
+    def _connection(self) -> _HTTP | _HTTPS:
         conn: _HTTP | _HTTPS | None = getattr(self._local, "conn", None)
         if conn is not None and conn.sock is not None:
             idle = time.monotonic() - getattr(self._local, "used", 0.0)
             if idle < _FRESH or not _dropped(conn.sock):
-                return conn, True
+                return conn
         if conn is not None:
             self._drop(conn)
         if self._context is not None:
@@ -132,7 +132,7 @@ class Origin:
         self._local.conn = conn
         with self._lock:
             self._open.add(conn)
-        return conn, False
+        return conn
 
     def _drop(self, conn: _HTTP | _HTTPS) -> None:
         conn.close()

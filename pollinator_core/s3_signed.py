@@ -144,7 +144,7 @@ class SignedS3:
     ) -> tuple[int, bytes]:
         for attempt in range(_RETRIES + 1):
             try:
-                status, data, _ = self._origin.request(method, target, body or None, headers)
+                status, data = self._origin.request(method, target, body or None, headers)
             except (http.client.HTTPException, OSError) as exc:
                 if attempt == _RETRIES:
                     raise ConnectionError(f"S3 endpoint {self._base} unreachable: {exc}") from exc

@@ -32,10 +32,10 @@ from pathlib import Path
 
 from sim_process import simulator_process
 
-from pollinator_core.client import ColoniesClient
-from pollinator_core.config import ClientConfig
-from pollinator_core.crypto import generate_private_key, id_from_private_key
-from pollinator_core.models import Conditions, Executor, FunctionSpec
+from pollinator_core.colonies.client import ColoniesClient
+from pollinator_core.colonies.config import ClientConfig
+from pollinator_core.colonies.crypto import generate_private_key, id_from_private_key
+from pollinator_core.colonies.models import Conditions, Executor, FunctionSpec
 
 
 @dataclass

@@ -45,9 +45,9 @@ S3_ENV_FILE = Path(os.environ.get("POLLINATOR_TEST_S3_ENV", "/tmp/pollinator-ci/
 RUNNER = """
 import json, sys
 from pathlib import Path
-from pollinator_core.client import ColoniesClient
-from pollinator_core.config import ClientConfig
-from pollinator_core.storage import open_storage
+from pollinator_core.colonies.client import ColoniesClient
+from pollinator_core.colonies.config import ClientConfig
+from pollinator_core.plugins.manager import open_storage
 from pollinator_core.sync import Mode, sync_tree
 tree, label, index, url = sys.argv[1:5]
 config = ClientConfig.from_env()
@@ -131,9 +131,12 @@ class Pushers:
         python = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         python["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
         self.ours_env = {**python, **colonies, **s3}
-        warm = (
-            "import pollinator_core.sync, pollinator_core.storage_plugin, pollinator_core.s3_signed"
+        modules = (
+            "pollinator_core.sync",
+            "pollinator_core.builtin.storage",
+            "pollinator_core.storage.s3",
         )
+        warm = "import " + ", ".join(modules)
         subprocess.run([sys.executable, "-c", warm], env=self.ours_env, check=True)
         # rclone 1.60 refuses a CA bundle on a plain-http endpoint; the endpoint here is http.
         rclone_env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}

@@ -37,8 +37,8 @@ def main() -> None:
         os.environ.update(exports)
         import urllib3
 
-        from pollinator_core.client import ColoniesClient
-        from pollinator_core.config import ClientConfig
+        from pollinator_core.colonies.client import ColoniesClient
+        from pollinator_core.colonies.config import ClientConfig
 
         client = ColoniesClient(ClientConfig.from_env())
         body = client._envelope("versionmsg", {}, signed=False).encode()

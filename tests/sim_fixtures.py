@@ -33,7 +33,7 @@ import urllib3
 from pollinator_simulator.bootstrap import DevKeys
 from pollinator_simulator.embedded import EmbeddedSimulator
 
-from pollinator_core.crypto import generate_private_key, sign
+from pollinator_core.colonies.crypto import generate_private_key, sign
 
 EXECUTOR_TYPE = "container-executor"
 EXECUTOR_NAME = "sim-executor"

@@ -27,9 +27,9 @@ from infra.components import DockerEngine, S3Server
 from pollinator_simulator.embedded import EmbeddedSimulator
 from sim_fixtures import SimColony, sim_colony, simulator  # noqa: F401  (pytest fixtures)
 
-from pollinator_core.client import ColoniesClient
-from pollinator_core.config import ClientConfig
-from pollinator_core.models import File, ProcessState, Reference, S3Object
+from pollinator_core.colonies.client import ColoniesClient
+from pollinator_core.colonies.config import ClientConfig
+from pollinator_core.colonies.models import File, ProcessState, Reference, S3Object
 
 POLLINATOR = str(Path(sys.executable).with_name("pollinator"))
 SUBMITTED_PREFIX = "submitted process "
@@ -801,7 +801,7 @@ def test_run_with_no_docker_engine_exits_3_and_says_what_to_do(tmp_path: Path) -
 def test_docker_output_keeps_a_last_line_without_newline(docker_engine: DockerEngine) -> None:
     from pollinator_local_docker.docker_backend import DockerBackend
 
-    from pollinator_core.execution import Job
+    from pollinator_core.execution.runtime import Job
 
     backend = DockerBackend.connect(kill_grace=1.0)
     try:

@@ -15,11 +15,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from pollinator_core import __version__, plugins
-from pollinator_core.cli import COMMANDS, cli, main
-from pollinator_core.commands import run as run_command
+from pollinator_core import __version__
+from pollinator_core.cli import run as run_command
+from pollinator_core.cli.main import COMMANDS, cli, main
 from pollinator_core.errors import ProjectError
-from pollinator_core.project import load_project
+from pollinator_core.plugins import manager as plugins
+from pollinator_core.project.loader import load_project
 
 GOLDEN_NEW = Path(__file__).parent / "golden" / "funcspec_new.json"
 POLLINATOR = Path(sys.executable).parent / "pollinator"
@@ -74,18 +75,18 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
 
 
 def test_help_imports_nothing_heavy() -> None:
-    code = "import sys; from pollinator_core.cli import main; main(['--help'])"
+    code = "import sys; from pollinator_core.cli.main import main; main(['--help'])"
     modules = imported_modules(code)
-    assert "pollinator_core.cli" in modules
+    assert "pollinator_core.cli.main" in modules
     assert not {m.split(".")[0] for m in modules} & HEAVY
-    assert not [m for m in modules if m.startswith("pollinator_core.commands.")]
+    assert not [m for m in modules if m.startswith("pollinator_core.cli.context.")]
 
 
 def test_completion_imports_no_command() -> None:
-    code = "from pollinator_core.cli import main; main()"
+    code = "from pollinator_core.cli.main import main; main()"
     env = {"_POLLINATOR_COMPLETE": "bash_complete", "COMP_WORDS": "pollinator r", "COMP_CWORD": "1"}
     modules = imported_modules(code, **env)
-    assert not [m for m in modules if m.startswith("pollinator_core.commands.")]
+    assert not [m for m in modules if m.startswith("pollinator_core.cli.context.")]
 
 
 def test_completion(runner: CliRunner) -> None:

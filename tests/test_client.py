@@ -10,16 +10,16 @@ from dataclasses import dataclass
 import pytest
 from sim_fixtures import SimColony, sim_colony, simulator  # noqa: F401  (pytest fixtures)
 
-from pollinator_core.client import (
+from pollinator_core.colonies.client import (
     AccessDenied,
     BadRequest,
     ColoniesClient,
     NotFound,
     WaitTimeout,
 )
-from pollinator_core.config import ClientConfig
-from pollinator_core.crypto import generate_private_key, id_from_private_key
-from pollinator_core.models import (
+from pollinator_core.colonies.config import ClientConfig
+from pollinator_core.colonies.crypto import generate_private_key, id_from_private_key
+from pollinator_core.colonies.models import (
     Attribute,
     AttributeType,
     Colony,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pollinator_core.config import ClientConfig, ConfigError
+from pollinator_core.colonies.config import ClientConfig, ConfigError
 from pollinator_core.errors import InfraError
 
 KEY = "ddf7f7791208083b6a9ed975a72684f6406a269cfa36f1b1c32045c0a71fff05"

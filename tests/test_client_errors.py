@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pollinator_core.client import (
+from pollinator_core.colonies.client import (
     AccessDenied,
     BadRequest,
     ColoniesClient,
@@ -31,10 +31,10 @@ from pollinator_core.client import (
     NotFound,
     ServerUnavailable,
 )
-from pollinator_core.config import ClientConfig, ConfigError
-from pollinator_core.crypto import generate_private_key, id_from_private_key, recover_id
+from pollinator_core.colonies.config import ClientConfig, ConfigError
+from pollinator_core.colonies.crypto import generate_private_key, id_from_private_key, recover_id
+from pollinator_core.colonies.models import File, FunctionSpec, ProcessState
 from pollinator_core.errors import InfraError
-from pollinator_core.models import File, FunctionSpec, ProcessState
 
 KEY = generate_private_key()
 Reply = tuple[int, bytes]
@@ -122,7 +122,7 @@ def free_port() -> int:
 
 def test_importing_the_client_stays_light() -> None:
     code = (
-        "import sys, pollinator_core.client; "
+        "import sys, pollinator_core.colonies.client; "
         "print(sorted({'aiohttp', 'asyncio', 'rich'} & set(sys.modules)))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -21,10 +21,10 @@ from pollinator_simulator.bootstrap import DevKeys, bootstrap, register_executor
 from pollinator_simulator.server import Simulator
 from sim_fixtures import SimColony, sim_colony, simulator  # noqa: F401  (pytest fixtures)
 
-from pollinator_core.client import ColoniesClient, ServerUnavailable
-from pollinator_core.config import ClientConfig, ConfigError
-from pollinator_core.crypto import generate_private_key
-from pollinator_core.models import Conditions, FunctionSpec, ProcessState
+from pollinator_core.colonies.client import ColoniesClient, ServerUnavailable
+from pollinator_core.colonies.config import ClientConfig, ConfigError
+from pollinator_core.colonies.crypto import generate_private_key
+from pollinator_core.colonies.models import Conditions, FunctionSpec, ProcessState
 
 pytestmark = pytest.mark.timeout(60)
 EXECUTOR_TYPE = "container-executor"

@@ -10,7 +10,7 @@ import hashlib
 
 import pytest
 
-from pollinator_core import crypto
+from pollinator_core.colonies import crypto
 
 pycrypto = pytest.importorskip("crypto", reason="pycolonies (test extra) ships module `crypto`")
 

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pollinator_core.lines import LineAssembler
+from pollinator_core.execution.lines import LineAssembler
 
 
 def _run(chunks: list[bytes], max_line: int = 64 * 1024) -> list[str]:

@@ -14,11 +14,9 @@ import pytest
 from pollinator_local_docker.process_backend import ProcessBackend
 from sim_fixtures import SimColony, sim_colony, simulator  # noqa: F401  (pytest fixtures)
 
-from pollinator_core.client import ColoniesClient
-from pollinator_core.config import ClientConfig
-from pollinator_core.executor import ORPHAN_ERROR, Executor, ExecutorSettings, Stager
-from pollinator_core.executor_sync import CfsStager
-from pollinator_core.models import (
+from pollinator_core.colonies.client import ColoniesClient
+from pollinator_core.colonies.config import ClientConfig
+from pollinator_core.colonies.models import (
     Conditions,
     ConflictPolicy,
     Fs,
@@ -29,7 +27,9 @@ from pollinator_core.models import (
     SnapshotMount,
     SyncDir,
 )
-from pollinator_core.storage import open_storage
+from pollinator_core.executor.loop import ORPHAN_ERROR, Executor, ExecutorSettings, Stager
+from pollinator_core.executor.staging import CfsStager
+from pollinator_core.plugins.manager import open_storage
 from pollinator_core.sync import Mode, sync_tree
 
 

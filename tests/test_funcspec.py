@@ -13,10 +13,10 @@ from typing import Any
 import attrs
 from test_project import EVERY_KEY
 
-from pollinator_core.funcspec import build_function_spec
-from pollinator_core.models import FunctionSpec, dumps, from_dict, to_dict
-from pollinator_core.project import Project, parse_project
-from pollinator_core.scaffold import render_project_yaml
+from pollinator_core.colonies.models import FunctionSpec, dumps, from_dict, to_dict
+from pollinator_core.project.funcspec import build_function_spec
+from pollinator_core.project.loader import Project, parse_project
+from pollinator_core.project.scaffold import render_project_yaml
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN_ENV = "POLLINATOR_REGEN_GOLDEN"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pollinator_core import hookspecs
+from pollinator_core.plugins import hookspecs
 
 TESTS = Path(__file__).parent
 PLUGIN_GUIDE = TESTS.parent / "docs" / "plugins.md"

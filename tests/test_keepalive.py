@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pollinator_core import keepalive
-from pollinator_core.keepalive import ConnectFailed, Origin
+from pollinator_core.colonies import keepalive
+from pollinator_core.colonies.keepalive import ConnectFailed, Origin
 
 
 class Server:

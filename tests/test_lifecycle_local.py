@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_run_local import SLOW_MAIN, LocalProject, submitted_id
 
-from pollinator_core.executor import ORPHAN_ERROR
+from pollinator_core.executor.loop import ORPHAN_ERROR
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from pollinator_local_docker.docker_backend import DockerBackend
 from pollinator_local_docker.process_backend import ProcessBackend
 
 from pollinator_core.errors import InfraError, JobFailed
-from pollinator_core.execution import ExecutionBackend, Job, JobState, JobStatus, Mount
-from pollinator_core.lines import LineAssembler
+from pollinator_core.execution.lines import LineAssembler
+from pollinator_core.execution.runtime import ExecutionBackend, Job, JobState, JobStatus, Mount
 
 PY = "python3 -c"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pollinator_core.models import (
+from pollinator_core.colonies.models import (
     Executor,
     ExecutorState,
     File,

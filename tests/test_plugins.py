@@ -17,13 +17,16 @@ from pathlib import Path
 import attrs
 import pytest
 
-from pollinator_core import funcspec, plugins
+from pollinator_core.colonies.models import FunctionSpec
 from pollinator_core.errors import InfraError, ProjectError, UsageError
-from pollinator_core.hookspecs import hookimpl
-from pollinator_core.models import FunctionSpec
-from pollinator_core.plugins import Hooks, load_plugins
-from pollinator_core.project import Project, parse_project
-from pollinator_core.scaffold import new_project
+from pollinator_core.plugins import manager as plugins
+from pollinator_core.plugins.hookspecs import hookimpl
+from pollinator_core.plugins.manager import Hooks, load_plugins
+from pollinator_core.project.funcspec import build_function_spec
+from pollinator_core.project.loader import Project, parse_project
+from pollinator_core.project.scaffold import new_project
+from pollinator_core.runs import submit
+from pollinator_core.runs.submit import final_function_spec
 
 PLUGIN_SOURCE = Path(__file__).parent / "third_party_plugin"
 POLLINATOR = Path(sys.executable).parent / "pollinator"
@@ -120,7 +123,7 @@ def test_builtin_plugins_register_like_any_other() -> None:
 
 def test_loading_is_lazy() -> None:
     code = (
-        "import sys, pollinator_core.plugins, pollinator_core.funcspec\n"
+        "import sys, pollinator_core.plugins.manager, pollinator_core.project.funcspec\n"
         "assert not [m for m in sys.modules if m.endswith(('storage_plugin', 'colonies_backend',"
         " 'pollinator_local_docker'))]"
     )
@@ -152,7 +155,7 @@ def test_a_plugin_that_fails_to_import(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_a_misspelt_hook_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = (
-        "from pollinator_core.hookspecs import hookimpl\n\n"
+        "from pollinator_core.plugins.hookspecs import hookimpl\n\n"
         "@hookimpl\ndef pollinator_storag(url):\n    return None\n"
     )
     fake_distribution(tmp_path, "typo", source)
@@ -205,13 +208,13 @@ class SpecPlugin:
 
 def test_hook_pollinator_function_spec(monkeypatch: pytest.MonkeyPatch) -> None:
     hooks = with_plugin(SpecPlugin())
-    monkeypatch.setattr(funcspec, "hooks", lambda: hooks)
+    monkeypatch.setattr(submit, "hooks", lambda: hooks)
     project = demo_project()
-    spec = funcspec.final_function_spec(project, "s", "c")
+    spec = final_function_spec(project, "s", "c")
     assert spec.env["TEST"] == "demo"
-    assert "TEST" not in funcspec.build_function_spec(project, "s", "c").env  # still pure
+    assert "TEST" not in build_function_spec(project, "s", "c").env  # still pure
     with pytest.raises(ProjectError, match="refused"):
-        funcspec.final_function_spec(attrs.evolve(project, name="refused"), "s", "c")
+        final_function_spec(attrs.evolve(project, name="refused"), "s", "c")
 
 
 @attrs.frozen

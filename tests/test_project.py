@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pollinator_core.errors import ProjectError
-from pollinator_core.project import (
+from pollinator_core.project.loader import (
     _SECTIONS,
     GpuRequest,
     LocalSettings,

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_project import EVERY_KEY, ORIGINAL
 
+from pollinator_core.colonies.models import dumps
 from pollinator_core.errors import ProjectError
-from pollinator_core.funcspec import build_function_spec
-from pollinator_core.models import dumps
-from pollinator_core.project import parse_project
+from pollinator_core.project.funcspec import build_function_spec
+from pollinator_core.project.loader import parse_project
 
 FILE = Path("/work/fuzz/project.yaml")
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

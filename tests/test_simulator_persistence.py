@@ -20,7 +20,7 @@ from pollinator_simulator.bootstrap import DevKeys
 from pollinator_simulator.embedded import EmbeddedSimulator
 from sim_fixtures import RawRpc, RpcError
 
-from pollinator_core.crypto import generate_private_key, id_from_private_key
+from pollinator_core.colonies.crypto import generate_private_key, id_from_private_key
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -14,7 +14,7 @@ import pytest
 import urllib3
 from sim_fixtures import RawRpc, RpcError, SimColony, sim_colony, simulator  # noqa: F401
 
-from pollinator_core.crypto import sign
+from pollinator_core.colonies.crypto import sign
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,7 +12,7 @@ from pollinator_simulator.embedded import EmbeddedSimulator
 from pycolonies import Colonies, ColoniesConnectionError, func_spec
 from sim_fixtures import SimColony, sim_colony, simulator  # noqa: F401
 
-from pollinator_core.crypto import generate_private_key, id_from_private_key
+from pollinator_core.colonies.crypto import generate_private_key, id_from_private_key
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,7 +9,7 @@ import logging
 import pytest
 from sim_fixtures import RawRpc, RpcError, SimColony, sim_colony, simulator  # noqa: F401
 
-from pollinator_core.crypto import generate_private_key, sign
+from pollinator_core.colonies.crypto import generate_private_key, sign
 
 pytestmark = pytest.mark.timeout(60)
 

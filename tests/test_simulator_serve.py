@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from pollinator_simulator.bootstrap import DevKeys
 from sim_fixtures import RawRpc
 
-from pollinator_core.commands.simulator import simulator
+from pollinator_core.cli.simulator import simulator
 from pollinator_core.errors import UsageError
 
 pytestmark = pytest.mark.timeout(60)

@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from infra.components import S3Server
 
+from pollinator_core.builtin.storage import LIST_MIN_KEYS, S3Settings, s3_location
 from pollinator_core.errors import InfraError, UsageError
-from pollinator_core.storage import (
+from pollinator_core.plugins.manager import open_storage
+from pollinator_core.storage.location import (
     SMALL_OBJECT,
     LocalStorageLocation,
     StorageLocation,
-    open_storage,
     storage_url_from_env,
 )
-from pollinator_core.storage_plugin import LIST_MIN_KEYS, S3Settings, s3_location
 
 S3_VARS = (
     "AWS_S3_ENDPOINT",
@@ -105,7 +105,7 @@ def test_s3_needs_the_official_credentials() -> None:
 
 def test_opening_s3_does_not_import_s3fs() -> None:
     code = (
-        "import sys; from pollinator_core.storage import open_storage; "
+        "import sys; from pollinator_core.plugins.manager import open_storage; "
         "loc = open_storage('s3://bucket'); loc.reference('k'); "
         "assert 's3fs' not in sys.modules and 'botocore' not in sys.modules, 'imported'"
     )
@@ -250,7 +250,7 @@ def test_signed_requests_retry_transient_failures() -> None:
     import http.server
     import threading
 
-    from pollinator_core.s3_signed import SignedS3
+    from pollinator_core.storage.s3 import SignedS3
 
     seen: list[tuple[str, str, str]] = []
 
@@ -284,7 +284,7 @@ def test_signed_requests_retry_transient_failures() -> None:
 
 
 def test_pollinator_storage_wins_over_the_s3_variables() -> None:
-    from pollinator_core.storage import storage_url_from_env
+    from pollinator_core.storage.location import storage_url_from_env
 
     env = {"POLLINATOR_STORAGE": "file:///srv/cfs", "AWS_S3_BUCKET": "b"}
     assert storage_url_from_env(env) == "file:///srv/cfs"

@@ -12,14 +12,15 @@ import pytest
 from click.testing import CliRunner
 from pollinator_simulator.embedded import EmbeddedSimulator
 
-from pollinator_core import backends
-from pollinator_core.client import ColoniesClient
-from pollinator_core.commands import CliContext
-from pollinator_core.commands.sync import sync
-from pollinator_core.config import ClientConfig
-from pollinator_core.models import File
-from pollinator_core.project import Project
-from pollinator_core.storage import StorageLocation, open_storage
+from pollinator_core.cli.context import CliContext
+from pollinator_core.cli.sync import sync
+from pollinator_core.colonies.client import ColoniesClient
+from pollinator_core.colonies.config import ClientConfig
+from pollinator_core.colonies.models import File
+from pollinator_core.plugins.manager import open_storage
+from pollinator_core.project.loader import Project
+from pollinator_core.runs import backends
+from pollinator_core.storage.location import StorageLocation
 
 COLONY = "dev"
 

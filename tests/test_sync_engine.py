@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from pollinator_simulator.embedded import EmbeddedSimulator
 
-from pollinator_core.client import ColoniesClient
-from pollinator_core.config import ClientConfig
+from pollinator_core.colonies.client import ColoniesClient
+from pollinator_core.colonies.config import ClientConfig
+from pollinator_core.colonies.models import File, Reference, S3Object
 from pollinator_core.errors import PollinatorError, UsageError
-from pollinator_core.models import File, Reference, S3Object
-from pollinator_core.project import Project
-from pollinator_core.storage import SMALL_OBJECT, StorageLocation, open_storage
+from pollinator_core.plugins.manager import open_storage
+from pollinator_core.project.loader import Project
+from pollinator_core.storage.location import SMALL_OBJECT, StorageLocation
 from pollinator_core.sync import (
     Kind,
     Mode,

@@ -14,9 +14,10 @@ import pytest
 from infra.components import S3Server
 from pollinator_simulator.embedded import EmbeddedSimulator
 
-from pollinator_core.client import ColoniesClient
-from pollinator_core.config import ClientConfig
-from pollinator_core.storage import SMALL_OBJECT, StorageLocation, open_storage
+from pollinator_core.colonies.client import ColoniesClient
+from pollinator_core.colonies.config import ClientConfig
+from pollinator_core.plugins.manager import open_storage
+from pollinator_core.storage.location import SMALL_OBJECT, StorageLocation
 from pollinator_core.sync import Mode, download_snapshot, sync_tree
 
 pytestmark = pytest.mark.s3

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pollinator_core.units import (
+from pollinator_core.project.units import (
     format_cpu,
     format_memory,
     parse_cpu,

@@ -20,8 +20,8 @@ from pollinator_core.sync.scan import StatKey, scan
 from pollinator_core.sync.transfer import Done, Transfer, marker_bytes
 
 if TYPE_CHECKING:
-    from pollinator_core.client import ColoniesClient
-    from pollinator_core.storage import StorageLocation
+    from pollinator_core.colonies.client import ColoniesClient
+    from pollinator_core.storage.location import StorageLocation
 
 # Concurrent transfers and metadata calls: 16 threads, each with its own keep-alive
 # connections (benchmarks/bench_sync.py: fewer leave the servers idle, more only contend).

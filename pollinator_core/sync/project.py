@@ -12,9 +12,9 @@ from pollinator_core.sync.plan import Mode
 from pollinator_core.sync.progress import Progress
 
 if TYPE_CHECKING:
-    from pollinator_core.client import ColoniesClient
-    from pollinator_core.project import Project
-    from pollinator_core.storage import StorageLocation
+    from pollinator_core.colonies.client import ColoniesClient
+    from pollinator_core.project.loader import Project
+    from pollinator_core.storage.location import StorageLocation
 
 #: tree name -> how it syncs: src mirrors up, data pushes up, result pulls down.
 TREES: dict[str, Mode] = {"src": Mode.MIRROR, "data": Mode.PUSH, "result": Mode.PULL}

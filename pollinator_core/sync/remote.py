@@ -19,7 +19,7 @@ from pollinator_core.sync.index import Index, RemoteFile, RemoteLabel
 from pollinator_core.sync.paths import MARKER, in_tree, remote_relpath, remote_subdir
 
 if TYPE_CHECKING:
-    from pollinator_core.client import ColoniesClient
+    from pollinator_core.colonies.client import ColoniesClient
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from pollinator_core.colonies.models import File
 from pollinator_core.errors import InfraError, PollinatorError, UsageError
-from pollinator_core.models import File
-from pollinator_core.storage import SMALL_OBJECT, check_object_key
+from pollinator_core.storage.location import SMALL_OBJECT, check_object_key
 from pollinator_core.sync.index import hash_file
 from pollinator_core.sync.paths import MARKER, label_of, local_target, split
 from pollinator_core.sync.plan import Action, Kind
@@ -33,8 +33,8 @@ from pollinator_core.sync.progress import NoProgress, Progress
 from pollinator_core.sync.scan import StatKey, stat_key
 
 if TYPE_CHECKING:
-    from pollinator_core.client import ColoniesClient
-    from pollinator_core.storage import StorageLocation
+    from pollinator_core.colonies.client import ColoniesClient
+    from pollinator_core.storage.location import StorageLocation
 
 _EMPTY_SHA = hashlib.sha256(b"").hexdigest()
 

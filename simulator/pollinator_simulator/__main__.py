@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from pollinator_core.commands.simulator import serve
+from pollinator_core.cli.simulator import serve
 from pollinator_core.errors import PollinatorError
 
 

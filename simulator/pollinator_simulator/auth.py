@@ -7,8 +7,8 @@ messages follow the official server's validator: server owner, colony owner, and
 
 from __future__ import annotations
 
-from pollinator_core import crypto
-from pollinator_core.models import ExecutorState
+from pollinator_core.colonies import crypto
+from pollinator_core.colonies.models import ExecutorState
 
 from .store import State
 from .wire import ApiError

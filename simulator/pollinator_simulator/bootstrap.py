@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pollinator_core.crypto import generate_private_key, id_from_private_key
-from pollinator_core.models import ExecutorState
+from pollinator_core.colonies.crypto import generate_private_key, id_from_private_key
+from pollinator_core.colonies.models import ExecutorState
 
 from .colony_handlers import executor_doc
 from .server import Simulator

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pollinator_core import models
+from pollinator_core.colonies import models
 
 from .rpc import EMPTY, rpc
 from .store import Doc

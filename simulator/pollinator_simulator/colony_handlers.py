@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pollinator_core import models
-from pollinator_core.models import ExecutorState, ProcessState
+from pollinator_core.colonies import models
+from pollinator_core.colonies.models import ExecutorState, ProcessState
 
 from .rpc import EMPTY, rpc
 from .store import Doc

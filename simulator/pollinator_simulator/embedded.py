@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-from pollinator_core.crypto import generate_private_key, id_from_private_key
+from pollinator_core.colonies.crypto import generate_private_key, id_from_private_key
 
 from .bootstrap import DevKeys, bootstrap, register_executor
 from .server import Simulator

@@ -18,9 +18,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from pollinator_core import models
-from pollinator_core.models import AttributeType, ProcessState
-from pollinator_core.units import format_cpu
+from pollinator_core.colonies import models
+from pollinator_core.colonies.models import AttributeType, ProcessState
+from pollinator_core.project.units import format_cpu
 
 from .store import Doc, ProcessRec, State, target_names
 from .wire import (

@@ -6,8 +6,8 @@ import bisect
 import time
 from typing import TYPE_CHECKING, Any
 
-from pollinator_core import models
-from pollinator_core.models import ProcessState
+from pollinator_core.colonies import models
+from pollinator_core.colonies.models import ProcessState
 
 from .rpc import EMPTY, rpc
 from .store import Doc, ProcessRec

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from pollinator_core.crypto import CryptoError, id_from_private_key
+from pollinator_core.colonies.crypto import CryptoError, id_from_private_key
 from pollinator_core.errors import InfraError, UsageError
 
 from .bootstrap import DevKeys, bootstrap, keys_from_env

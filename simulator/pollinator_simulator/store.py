@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pollinator_core.models import ProcessState
+from pollinator_core.colonies.models import ProcessState
 
 Doc = dict[str, Any]
 

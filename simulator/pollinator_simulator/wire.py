@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pollinator_core import models
-from pollinator_core.crypto import sha3_hex
+from pollinator_core.colonies import models
+from pollinator_core.colonies.crypto import sha3_hex
 
 T = TypeVar("T")
 
@@ -120,7 +120,7 @@ class Payload:
         return values
 
     def model(self, key: str, cls: type[T]) -> T | None:
-        """A nested object decoded into a ``pollinator_core.models`` class; None when absent."""
+        """A nested object decoded into a ``colonies.models`` class; None when absent."""
         value = self._fields.get(key)
         if value is None:
             return None

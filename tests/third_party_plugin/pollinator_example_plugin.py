@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pollinator_core.hookspecs import hookimpl
-from pollinator_core.models import FunctionSpec
-from pollinator_core.project import Project
+from pollinator_core.colonies.models import FunctionSpec
+from pollinator_core.plugins.hookspecs import hookimpl
+from pollinator_core.project.loader import Project
 
 ENV_NAME = "EXAMPLE_PLUGIN"
 

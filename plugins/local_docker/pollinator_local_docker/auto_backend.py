@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from pollinator_core.execution import ExecutionBackend, Job, JobStatus
+from pollinator_core.api import ExecutionBackend, Job, JobStatus
 
 from .docker_backend import DockerBackend, ImageUnavailable
 from .process_backend import ProcessBackend

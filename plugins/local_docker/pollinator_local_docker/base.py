@@ -11,7 +11,7 @@ import abc
 import threading
 from collections.abc import Callable
 
-from pollinator_core.execution import ExecutionBackend, Job, JobState, JobStatus
+from pollinator_core.api import ExecutionBackend, Job, JobState, JobStatus
 
 DEFAULT_KILL_GRACE = 3.0
 

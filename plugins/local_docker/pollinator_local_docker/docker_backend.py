@@ -14,9 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pollinator_core.errors import InfraError, JobFailed
-from pollinator_core.execution import Job, JobState, JobStatus
-from pollinator_core.units import format_memory
+from pollinator_core.api import InfraError, Job, JobFailed, JobState, JobStatus, format_memory
 
 from .base import DEFAULT_KILL_GRACE, LocalRuntime, job_env, shell_script
 

@@ -10,10 +10,15 @@ import os
 import sys
 from collections.abc import Callable
 
-from pollinator_core.backends import LOCAL, Backend, LocalBackend
-from pollinator_core.errors import InfraError, UsageError
-from pollinator_core.execution import ExecutionBackend
-from pollinator_core.hookspecs import hookimpl
+from pollinator_core.api import (
+    LOCAL,
+    Backend,
+    ExecutionBackend,
+    InfraError,
+    LocalBackend,
+    UsageError,
+    hookimpl,
+)
 
 RUNTIMES = ("auto", "docker", "process")
 
@@ -25,7 +30,7 @@ def make_runtime(runtime: str | None = None) -> ExecutionBackend:
     one line on stderr; with an engine, a job whose image cannot be had runs as a host process
     (see auto_backend).
     """
-    from pollinator_core.executor import RUNTIME_ENV
+    from pollinator_core.api import RUNTIME_ENV
 
     from .process_backend import ProcessBackend
 

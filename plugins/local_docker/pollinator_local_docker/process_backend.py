@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from pollinator_core.execution import Job, JobState, JobStatus, Mount
+from pollinator_core.api import Job, JobState, JobStatus, Mount
 
 from .base import DEFAULT_KILL_GRACE, LocalRuntime, job_env, shell_script
 

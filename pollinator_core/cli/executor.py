@@ -1,0 +1,216 @@
+"""``pollinator executor``: run an executor as a daemon, or stop a project's local agent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from pollinator_core.colonies.client import ColoniesClient
+
+
+@click.group()
+def executor() -> None:
+    """Run Colonies executors (the machines' side of a run)."""
+
+
+@executor.command()
+@click.option(
+    "--type",
+    "executor_type",
+    default="docker",
+    show_default=True,
+    help="The execution plugin: docker, slurm, k8s ...",
+)
+@click.option(
+    "--name",
+    envvar="COLONIES_EXECUTOR_NAME",
+    help="The executor's name in the colony. Default: $COLONIES_EXECUTOR_NAME, else <host>-<type>.",
+)
+@click.option(
+    "--max-jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many processes may run at once.",
+)
+@click.option(
+    "--fs-dir",
+    envvar="EXECUTOR_FS_DIR",
+    type=click.Path(path_type=Path),
+    help="Where processes' files go (one subdirectory each). Default: "
+    "$EXECUTOR_FS_DIR, else ~/.cache/pollinator/executor/<name>.",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(["auto", "docker", "process"]),
+    help="--type docker: containers, or host processes (auto: Docker when it answers).",
+)
+@click.option(
+    "--storage",
+    "storage_url",
+    metavar="URL",
+    help="Where CFS file bytes live (s3://bucket, file:///dir). Default: "
+    "$POLLINATOR_STORAGE, else s3://$AWS_S3_BUCKET.",
+)
+@click.option(
+    "--grace",
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="On SIGTERM, how long running jobs may go on before they are stopped and "
+    "closed as failed.",
+)
+@click.option("--location", default="", help="Where this executor is, for `pollinator executors`.")
+def start(
+    executor_type: str,
+    name: str | None,
+    max_jobs: int,
+    fs_dir: Path | None,
+    runtime: str | None,
+    storage_url: str | None,
+    grace: float,
+    location: str,
+) -> None:
+    """Serve a colony until SIGTERM or Ctrl-C, from the COLONIES_* variables.
+
+    \b
+    With COLONIES_COLONY_PRVKEY the executor registers and approves itself under a fresh key
+    and removes itself when it stops; otherwise COLONIES_PRVKEY must be the key of an executor
+    the colony owner registered. On SIGTERM it takes no new work, lets running jobs finish for
+    --grace seconds, then stops the rest and closes them as failed ("executor shut down").
+    """
+    from pollinator_core.colonies import crypto
+    from pollinator_core.colonies.client import ColoniesClient
+    from pollinator_core.colonies.config import ClientConfig, ConfigError
+    from pollinator_core.errors import InfraError, UsageError
+    from pollinator_core.executor.loop import RUNTIME_ENV, Executor, ExecutorSettings
+    from pollinator_core.executor.setup import register_executor
+    from pollinator_core.executor.staging import CfsStager
+    from pollinator_core.plugins.manager import hooks, open_storage
+
+    config = ClientConfig.from_env()
+    if not config.colony_name:
+        raise ConfigError("COLONIES_COLONY_NAME is not set: which colony should it serve?")
+    factories = hooks().executor_factories()
+    if executor_type not in factories:
+        known = ", ".join(sorted(factories)) or "none"
+        raise UsageError(f"no plugin runs executor type {executor_type!r} (installed: {known})")
+    name = name or f"{socket.gethostname()}-{executor_type}"
+    # Everything that can be checked locally is, before the executor registers: a bad setting
+    # must not leave a registered executor behind that never takes a job.
+    fs_root = _usable_dir(fs_dir or Path.home() / ".cache" / "pollinator" / "executor" / name)
+    storage = open_storage(storage_url or None)
+    if runtime:
+        os.environ[RUNTIME_ENV] = runtime
+    backend = factories[executor_type]()
+    base = ColoniesClient(config)
+    owner = base.with_key(config.colony_prvkey) if config.colony_prvkey else None
+    client = base.with_key(crypto.generate_private_key()) if owner else base
+    if owner is not None:
+        register_executor(owner, client, config.colony_name, name, location)
+    settings = ExecutorSettings(
+        name=name, colony=config.colony_name, fs_dir=fs_root, max_jobs=max_jobs
+    )
+    stager = CfsStager(client, config.colony_name, storage)
+    daemon = Executor(client, backend, stager, settings)
+    if owner is None:
+        daemon.close_orphans()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    serving = threading.Thread(target=daemon.serve, name="executor", daemon=True)
+    serving.start()
+    used = getattr(backend, "runtime", executor_type)
+    click.echo(
+        f"pollinator: executor {name} ({used}) serving colony {config.colony_name} at "
+        f"{config.address}, up to {max_jobs} job{'s' if max_jobs > 1 else ''} at once",
+        err=True,
+    )
+    while not stop.wait(0.5) and daemon.fatal is None:
+        pass
+    click.echo(f"pollinator: stopping; running jobs get {grace:g} s to finish", err=True)
+    daemon.shutdown(grace)
+    serving.join(config.timeout)
+    backend.close()
+    if owner is not None:
+        _unregister(owner, client, config.colony_name, name)
+    base.close()
+    if daemon.fatal is not None:
+        raise InfraError(f"Executor {name} stopped: {daemon.fatal}")
+    click.echo("pollinator: executor stopped", err=True)
+
+
+def _unregister(owner: ColoniesClient, me: ColoniesClient, colony: str, name: str) -> None:
+    """Remove this executor's record, unless another executor registered under the name
+    since: removing that one would silently stop it from getting work."""
+    from pollinator_core.colonies.client import AccessDenied, ColoniesError
+
+    try:
+        # Only a member may read it: a refusal means the record is no longer ours.
+        if me.get_executor(colony, name).executorid != me.signer_id:
+            return
+    except AccessDenied:
+        return
+    except ColoniesError as exc:
+        click.echo(f"pollinator: could not check executor {name}: {exc}", err=True)
+        return
+    try:
+        owner.remove_executor(colony, name)
+    except ColoniesError as exc:
+        click.echo(f"pollinator: could not remove executor {name}: {exc}", err=True)
+
+
+def _usable_dir(path: Path) -> Path:
+    """``path`` (absolute), created if missing; a UsageError if it cannot hold job files."""
+    from pollinator_core.errors import UsageError
+
+    path = path.absolute()
+    if path.exists() and not path.is_dir():
+        raise UsageError(
+            f"--fs-dir {path} is not a directory. Name a directory this executor may write to "
+            "(--fs-dir or EXECUTOR_FS_DIR)."
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--fs-dir {path} cannot be used: {exc.strerror or exc}. Name a directory this "
+            "executor may write to (--fs-dir or EXECUTOR_FS_DIR)."
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"--fs-dir {path} is not writable. Name a directory this executor may write to "
+            "(--fs-dir or EXECUTOR_FS_DIR)."
+        )
+    return path
+
+
+@executor.command()
+@click.option(
+    "--backend",
+    default="local",
+    show_default=True,
+    metavar="NAME",
+    help="Which local backend's agent.",
+)
+@click.pass_context
+def stop(ctx: click.Context, backend: str) -> None:
+    """Stop this project's local agent (the simulator and executor behind --backend local).
+
+    Running jobs get a few seconds to finish, then are stopped and closed as failed. The agent
+    also stops by itself after 10 idle minutes ($POLLINATOR_LOCAL_IDLE seconds); the next
+    command that needs it starts it again.
+    """
+    from pollinator_core.cli.context import load
+    from pollinator_core.runs.agent import agent_dir, stop_agent
+
+    project = load(ctx)
+    stopped = stop_agent(agent_dir(project, backend))
+    click.echo(f"pollinator: {'stopped' if stopped else 'no'} {backend} agent", err=True)

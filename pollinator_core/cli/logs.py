@@ -1,0 +1,30 @@
+"""``pollinator logs``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command()
+@click.argument("run_id", metavar="[ID]", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the run ends.")
+@click.pass_context
+def logs(ctx: click.Context, run_id: str | None, follow: bool) -> None:
+    """Print a run's output (ID: a prefix of its process ID; default: the latest run).
+
+    With -f the exit status tells how the run ended, as for `pollinator run -f`; Ctrl-C
+    detaches again.
+    """
+    from pollinator_core.cli.session import open_run, watch
+    from pollinator_core.runs.follow import print_log
+
+    with open_run(ctx, run_id) as (session, record):
+        if not follow:
+            print_log(session.conn.client, session.conn.colony, record.process_id, sys.stdout)
+            return
+        code = watch(session, record, cancel_on_interrupt=False, fetch=False)
+        if code != 130:
+            session.note(f"fetch its results with `pollinator results {record.short_id}`")
+    ctx.exit(code)

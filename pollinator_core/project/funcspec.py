@@ -1,0 +1,100 @@
+"""The Colonies function spec of a run, in the shape the official executors understand.
+
+The shape is the original Pollinator's (funcname ``execute``, kwargs ``cmd``/``args``/
+``docker-image``/``init-cmd``/``rebuild-image``, executor type ``container-executor``, the ``fs``
+section, env ``PROJECT_DIR``), so official executors run our jobs and ours run theirs. The
+deliberate departures are listed in the README ("Differences from the original").
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from pollinator_core.colonies.models import (
+    Conditions,
+    ConflictPolicy,
+    Fs,
+    FunctionSpec,
+    Gpu,
+    OnConflicts,
+    SnapshotMount,
+    SyncDir,
+)
+from pollinator_core.project import units
+from pollinator_core.project.loader import Project
+
+FUNCNAME = "execute"
+EXECUTOR_TYPE = "container-executor"
+MOUNT = "/cfs"
+
+
+def build_function_spec(project: Project, snapshot_id: str, colony_name: str) -> FunctionSpec:
+    """The spec for running ``project`` from its src snapshot ``snapshot_id``. Pure."""
+    prefix = project.label_prefix
+    src_dir = f"{prefix}/{snapshot_id}/src"
+    source = project.environment.source
+    args = [f"{MOUNT}{src_dir}/{PurePosixPath(source)}"] if source else []
+    conditions = project.conditions
+    return FunctionSpec(
+        funcname=FUNCNAME,
+        kwargs={
+            "args": args,
+            "cmd": project.environment.cmd,
+            "docker-image": project.environment.docker,
+            "init-cmd": project.environment.init_cmd,
+            "rebuild-image": project.environment.rebuild_image,
+        },
+        priority=project.priority,
+        maxwaittime=project.maxwaittime,
+        # The server's clock starts at assignment; the executor stops the job just before it
+        # runs out, so the server never requeues a job a backend is still running (the
+        # original's walltime-1 did: reference bug 10). Official executors require <= walltime.
+        maxexectime=conditions.walltime,
+        maxretries=project.maxretries,
+        conditions=Conditions(
+            colonyname=colony_name,
+            executornames=list(conditions.executor_names),
+            executortype=EXECUTOR_TYPE,
+            nodes=conditions.nodes,
+            cpu=units.format_cpu(conditions.cpu_millis),
+            processespernode=conditions.processes_per_node,
+            mem=units.format_memory(conditions.mem_bytes),
+            gpu=Gpu(name=conditions.gpu.name, count=conditions.gpu.count),
+            walltime=conditions.walltime,
+        ),
+        label=project.label or project.name,
+        fs=Fs(
+            mount=MOUNT,
+            snapshots=[
+                SnapshotMount(
+                    snapshotid=snapshot_id,
+                    label=f"{prefix}/src",
+                    dir=src_dir,
+                    keepfiles=True,
+                    keepsnapshot=True,
+                )
+            ],
+            dirs=[
+                # Executors replace {processid}: each run's results get their own label.
+                SyncDir(
+                    label=f"{prefix}/result/{{processid}}",
+                    dir=f"{prefix}/result",
+                    keepfiles=False,
+                    onconflicts=_on_conflicts(onstart=False, onclose=True),
+                ),
+                SyncDir(
+                    label=f"{prefix}/data",
+                    dir=f"{prefix}/data",
+                    keepfiles=True,
+                    onconflicts=_on_conflicts(onstart=False, onclose=False),
+                ),
+            ],
+        ),
+        env={"PROJECT_DIR": f"{MOUNT}{prefix}", **project.env},
+    )
+
+
+def _on_conflicts(*, onstart: bool, onclose: bool) -> OnConflicts:
+    return OnConflicts(
+        onstart=ConflictPolicy(keeplocal=onstart), onclose=ConflictPolicy(keeplocal=onclose)
+    )

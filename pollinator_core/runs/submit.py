@@ -1,0 +1,184 @@
+"""The user side of a run: sync up, snapshot, submit, remember, and bring results down.
+
+Each run is remembered in ``.pollinator/runs/<processid>.json`` (backend, colony, server), so
+``logs``, ``status``, ``cancel`` and ``results`` find it by an ID prefix, or take the latest run.
+
+Results of a run land in ``cfs/result/<processid>/`` (the executor uploads them under the label
+``<prefix>/result/<processid>``, so this is the label tree as `pollinator sync` lays it out),
+and ``cfs/result/latest`` points at the run pulled last. Concurrent runs never share a directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import attrs
+
+from pollinator_core.colonies.models import FunctionSpec, Process
+from pollinator_core.errors import UsageError
+from pollinator_core.executor.translate import PROCESS_ID, substitute
+from pollinator_core.plugins.backend import Connection
+from pollinator_core.plugins.manager import hooks
+from pollinator_core.project.funcspec import build_function_spec
+from pollinator_core.project.loader import Project
+from pollinator_core.runs.backends import get_backend
+
+LATEST = "latest"
+SHORT = 12
+
+
+@attrs.frozen
+class RunRecord:
+    process_id: str
+    backend: str
+    colony: str
+    server: str
+    submitted: float  # unix time
+    snapshot_id: str = ""
+
+    @property
+    def short_id(self) -> str:
+        return self.process_id[:SHORT]
+
+
+class RunBook:
+    """The runs started from this project directory."""
+
+    def __init__(self, project: Project) -> None:
+        self._dir = project.state_dir / "runs"
+
+    def add(self, record: RunRecord) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._dir / f".{record.process_id}.tmp"
+        tmp.write_text(json.dumps(attrs.asdict(record)))
+        os.replace(tmp, self._dir / f"{record.process_id}.json")
+
+    def all(self) -> list[RunRecord]:
+        """Newest first."""
+        records = []
+        for path in self._dir.glob("*.json") if self._dir.is_dir() else ():
+            try:
+                records.append(RunRecord(**json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError):
+                continue  # a damaged record hides one run, not the others
+        return sorted(records, key=lambda r: r.submitted, reverse=True)
+
+    def find(self, run_id: str | None) -> RunRecord:
+        """The run whose ID starts with ``run_id``; the latest run when None."""
+        records = self.all()
+        if run_id is None:
+            if not records:
+                raise UsageError("This project has no runs yet: start one with `pollinator run`.")
+            return records[0]
+        matches = [r for r in records if r.process_id.startswith(run_id.lower())]
+        if len(matches) > 1:
+            ids = ", ".join(r.short_id for r in matches[:5])
+            raise UsageError(f"{run_id!r} matches several runs ({ids}); give more of the ID.")
+        if not matches:
+            raise UsageError(
+                f"No run of this project has an ID starting with {run_id!r}; "
+                "`pollinator ps` lists them."
+            )
+        return matches[0]
+
+
+def connect_for(project: Project, record: RunRecord) -> Connection:
+    """Reconnect to where ``record`` ran."""
+    return get_backend(record.backend).connect(project)
+
+
+def submit_run(project: Project, conn: Connection, *, quiet: bool = False) -> RunRecord:
+    """Sync src and data up, snapshot src, submit the spec; record and return the run."""
+    from pollinator_core.sync.progress import make_progress
+    from pollinator_core.sync.project import sync_project, tree_label
+
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    # One run at a time from sync to snapshot: concurrent runs of the project wait here instead
+    # of failing on the sync lock, and each snapshot is exactly the tree its own run synced.
+    with open(project.state_dir / "submit.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        sync_project(
+            conn.client, conn.colony, project, conn.storage, ("src", "data"),
+            progress=make_progress(quiet),
+        )  # fmt: skip
+        name = f"{project.name}-{uuid.uuid4().hex[:12]}"
+        snapshot = conn.client.create_snapshot(conn.colony, tree_label(project, "src"), name)
+    spec = final_function_spec(project, snapshot.snapshotid, conn.colony)
+    process = conn.client.submit(spec)
+    record = RunRecord(
+        process.processid, conn.backend, conn.colony, conn.server, time.time(), snapshot.snapshotid
+    )
+    RunBook(project).add(record)
+    return record
+
+
+def result_label(project: Project, process: Process) -> str:
+    """Where the executor put the run's results: the spec's ``{processid}`` dir label."""
+    for entry in process.spec.fs.dirs:
+        if PROCESS_ID in entry.label:
+            return substitute(entry.label, process.processid)
+    return f"{project.label_prefix}/result/{process.processid}"
+
+
+def pull_results(project: Project, conn: Connection, process: Process) -> tuple[Path, int]:
+    """Download the run's results into cfs/result/<processid>/; the directory and file count.
+
+    A file the user changed there since is kept, the remote version saved beside it.
+    """
+    from pollinator_core.sync.engine import sync_tree
+    from pollinator_core.sync.plan import Mode
+
+    target = project.result_dir / process.processid
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        where = target.relative_to(project.root)
+        raise UsageError(
+            f"Cannot fetch the results of process {process.processid[:SHORT]} into {where}/: "
+            f"a file stands where that directory (or cfs/result) should be. Move it aside and "
+            f"run `pollinator results {process.processid[:SHORT]}`."
+        ) from None
+    report = sync_tree(
+        conn.client,
+        conn.colony,
+        target,
+        result_label(project, process),
+        conn.storage,
+        Mode.PULL,
+        boundary=project.root,
+        project_root=project.root,
+    )
+    _point_latest(project.result_dir, process.processid)
+    return target, len(report.done.downloaded) if report.done else 0
+
+
+def _point_latest(result_dir: Path, name: str) -> None:
+    link = result_dir / LATEST
+    if link.exists() and not link.is_symlink():
+        return  # the user's own file or directory: leave it alone
+    tmp = result_dir / f".{LATEST}.{uuid.uuid4().hex[:8]}"
+    tmp.symlink_to(name, target_is_directory=True)
+    os.replace(tmp, link)  # atomic: a concurrent run never sees it missing
+
+
+def forget_snapshot(conn: Connection, record: RunRecord) -> None:
+    """Remove the run's src snapshot once the run has ended (the original leaked them all)."""
+    from pollinator_core.colonies.client import ColoniesError
+
+    if record.snapshot_id:
+        # Failing means already gone, or not ours to remove: harmless either way.
+        with contextlib.suppress(ColoniesError):
+            conn.client.remove_snapshot(conn.colony, snapshot_id=record.snapshot_id)
+
+
+def final_function_spec(project: Project, snapshot_id: str, colony_name: str) -> FunctionSpec:
+    """:func:`build_function_spec`, then adjusted by plugins' ``pollinator_function_spec``."""
+    spec = build_function_spec(project, snapshot_id, colony_name)
+    hooks().adjust_spec(project, spec)
+    return spec

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pollinator_core.colonies.models import (
+        FunctionSpec,
         S3Object,
     )
     from pollinator_core.errors import (
@@ -26,25 +27,69 @@ if TYPE_CHECKING:
         ProjectError,
         UsageError,
     )
-    from pollinator_core.execution.runtime import (
-        ExecutionBackend,
+    from pollinator_core.execution.batch import (
+        BatchRuntime,
+        Polling,
+        SchedulerJob,
+    )
+    from pollinator_core.execution.exitrecord import (
+        RECORD_FILE,
+        RECORD_FUNCTION,
+        ExitRecord,
+        decide,
+        read_exit_record,
+    )
+    from pollinator_core.execution.job import (
         Job,
+        Mount,
+        external_name,
+    )
+    from pollinator_core.execution.runtime import (
         JobState,
         JobStatus,
-        Mount,
+        Runtime,
     )
-    from pollinator_core.executor.loop import (
-        RUNTIME_ENV,
+    from pollinator_core.execution.script import (
+        PathRewriter,
+        job_env,
+        scrubbed,
+        shell_script,
+    )
+    from pollinator_core.execution.supervised import (
+        DEFAULT_KILL_GRACE,
+        SupervisedRuntime,
+    )
+    from pollinator_core.execution.tail import (
+        FileTailer,
+    )
+    from pollinator_core.execution.termination import (
+        Reason,
+        Termination,
+        signal_name,
     )
     from pollinator_core.plugins.backend import (
         Backend,
         Connection,
     )
+    from pollinator_core.plugins.executors import (
+        ExecutorType,
+    )
     from pollinator_core.plugins.hookspecs import (
         hookimpl,
     )
+    from pollinator_core.plugins.settings import (
+        SettingsSection,
+        setting,
+    )
+    from pollinator_core.project.loader import (
+        Project,
+    )
     from pollinator_core.project.units import (
+        format_cpu,
         format_memory,
+        parse_cpu,
+        parse_duration,
+        parse_memory,
     )
     from pollinator_core.runs.backends import (
         LOCAL,
@@ -63,38 +108,71 @@ if TYPE_CHECKING:
 #: public name -> the module that defines it
 _HOMES: dict[str, str] = {
     "Backend": "pollinator_core.plugins.backend",
+    "BatchRuntime": "pollinator_core.execution.batch",
     "ColoniesBackend": "pollinator_core.runs.backends",
     "Connection": "pollinator_core.plugins.backend",
-    "ExecutionBackend": "pollinator_core.execution.runtime",
+    "DEFAULT_KILL_GRACE": "pollinator_core.execution.supervised",
+    "ExecutorType": "pollinator_core.plugins.executors",
+    "ExitRecord": "pollinator_core.execution.exitrecord",
+    "FileTailer": "pollinator_core.execution.tail",
+    "FunctionSpec": "pollinator_core.colonies.models",
     "InfraError": "pollinator_core.errors",
-    "Job": "pollinator_core.execution.runtime",
+    "Job": "pollinator_core.execution.job",
     "JobFailed": "pollinator_core.errors",
     "JobState": "pollinator_core.execution.runtime",
     "JobStatus": "pollinator_core.execution.runtime",
     "LOCAL": "pollinator_core.runs.backends",
     "LocalBackend": "pollinator_core.runs.backends",
     "LocalStorageLocation": "pollinator_core.storage.location",
-    "Mount": "pollinator_core.execution.runtime",
+    "Mount": "pollinator_core.execution.job",
+    "PathRewriter": "pollinator_core.execution.script",
     "PollinatorError": "pollinator_core.errors",
+    "Polling": "pollinator_core.execution.batch",
+    "Project": "pollinator_core.project.loader",
     "ProjectError": "pollinator_core.errors",
-    "RUNTIME_ENV": "pollinator_core.executor.loop",
+    "RECORD_FILE": "pollinator_core.execution.exitrecord",
+    "RECORD_FUNCTION": "pollinator_core.execution.exitrecord",
+    "Reason": "pollinator_core.execution.termination",
+    "Runtime": "pollinator_core.execution.runtime",
     "S3Object": "pollinator_core.colonies.models",
     "SMALL_OBJECT": "pollinator_core.storage.location",
+    "SchedulerJob": "pollinator_core.execution.batch",
+    "SettingsSection": "pollinator_core.plugins.settings",
     "SignedS3": "pollinator_core.storage.s3",
     "StorageLocation": "pollinator_core.storage.location",
+    "SupervisedRuntime": "pollinator_core.execution.supervised",
+    "Termination": "pollinator_core.execution.termination",
     "UsageError": "pollinator_core.errors",
+    "decide": "pollinator_core.execution.exitrecord",
+    "external_name": "pollinator_core.execution.job",
+    "format_cpu": "pollinator_core.project.units",
     "format_memory": "pollinator_core.project.units",
     "hookimpl": "pollinator_core.plugins.hookspecs",
+    "job_env": "pollinator_core.execution.script",
+    "parse_cpu": "pollinator_core.project.units",
+    "parse_duration": "pollinator_core.project.units",
+    "parse_memory": "pollinator_core.project.units",
+    "read_exit_record": "pollinator_core.execution.exitrecord",
+    "scrubbed": "pollinator_core.execution.script",
+    "setting": "pollinator_core.plugins.settings",
+    "shell_script": "pollinator_core.execution.script",
+    "signal_name": "pollinator_core.execution.termination",
 }
 
 __all__ = [
+    "DEFAULT_KILL_GRACE",
     "LOCAL",
-    "RUNTIME_ENV",
+    "RECORD_FILE",
+    "RECORD_FUNCTION",
     "SMALL_OBJECT",
     "Backend",
+    "BatchRuntime",
     "ColoniesBackend",
     "Connection",
-    "ExecutionBackend",
+    "ExecutorType",
+    "ExitRecord",
+    "FileTailer",
+    "FunctionSpec",
     "InfraError",
     "Job",
     "JobFailed",
@@ -103,14 +181,35 @@ __all__ = [
     "LocalBackend",
     "LocalStorageLocation",
     "Mount",
+    "PathRewriter",
     "PollinatorError",
+    "Polling",
+    "Project",
     "ProjectError",
+    "Reason",
+    "Runtime",
     "S3Object",
+    "SchedulerJob",
+    "SettingsSection",
     "SignedS3",
     "StorageLocation",
+    "SupervisedRuntime",
+    "Termination",
     "UsageError",
+    "decide",
+    "external_name",
+    "format_cpu",
     "format_memory",
     "hookimpl",
+    "job_env",
+    "parse_cpu",
+    "parse_duration",
+    "parse_memory",
+    "read_exit_record",
+    "scrubbed",
+    "setting",
+    "shell_script",
+    "signal_name",
 ]
 
 

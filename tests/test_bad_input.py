@@ -799,11 +799,11 @@ def test_run_with_no_docker_engine_exits_3_and_says_what_to_do(tmp_path: Path) -
 
 @pytest.mark.docker
 def test_docker_output_keeps_a_last_line_without_newline(docker_engine: DockerEngine) -> None:
-    from pollinator_local_docker.docker_backend import DockerBackend
+    from pollinator_local_docker.docker_runtime import DockerRuntime
 
-    from pollinator_core.execution.runtime import Job
+    from pollinator_core.execution.job import Job
 
-    backend = DockerBackend.connect(kill_grace=1.0)
+    backend = DockerRuntime.connect(kill_grace=1.0)
     try:
         job = Job(
             process_id="badinput-" + os.urandom(4).hex(),
@@ -812,7 +812,7 @@ def test_docker_output_keeps_a_last_line_without_newline(docker_engine: DockerEn
         )
         handle = backend.submit(job)
         try:
-            output = b"".join(backend.logs(handle))
+            output = b"".join(c for c in backend.logs(handle) if isinstance(c, bytes))
         finally:
             backend.cleanup(handle)
     finally:
@@ -833,5 +833,8 @@ def test_an_image_that_is_absent_and_cannot_be_pulled_fails_the_job_clearly(
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     last = done.stderr.splitlines()[-1]
-    assert "FAILED: image 'localhost:1/absent/image:none' is not on this Docker engine" in last
+    assert (
+        "FAILED: infrastructure failure (image 'localhost:1/absent/image:none' is not on this "
+        "Docker engine"
+    ) in last
     assert "--runtime process" in last

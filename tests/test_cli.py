@@ -175,16 +175,18 @@ def test_new_then_dry_run_matches_the_golden_spec(runner: CliRunner, tmp_path: P
     assert (tmp_path / "demo" / "cfs" / "result").is_dir()
     assert (tmp_path / "demo" / "cfs" / "data" / "hello.txt").read_text() == "Hello world!\n"
 
-    result = runner.invoke(cli, ["-C", "demo", "run", "--dry-run"])
+    result = runner.invoke(cli, ["-C", "demo", "run", "--dry-run", "--backend", "colonies"])
     assert result.exit_code == 0, result.output
     assert result.stdout == expected_spec(project.name)
+    both = runner.invoke(cli, ["-C", "demo", "run", "--dry-run", "--json"])
+    assert json.loads(both.stdout)["spec"] == json.loads(expected_spec(project.name))
 
 
 def test_generated_project_yaml(runner: CliRunner, tmp_path: Path) -> None:
     runner.invoke(cli, ["new", "My Project!"])
     text = (tmp_path / "My Project!" / "project.yaml").read_text()
     data = yaml.safe_load(text)
-    assert data["backend"] == "local"
+    assert "backend" not in data  # the environment decides: a server configured, or local
     assert data["conditions"]["executorNames"] == []
     assert data["environment"]["init-cmd"] == ""
     assert "tunnel" in data and data["tunnel"] is None
@@ -233,20 +235,23 @@ def test_dry_run_colony_from_the_environment(
 ) -> None:
     runner.invoke(cli, ["new", "."])
     monkeypatch.setenv("COLONIES_COLONY_NAME", "dev")
-    result = runner.invoke(cli, ["run", "--dry-run"])
-    assert json.loads(result.stdout)["conditions"]["colonyname"] == "dev"
+    result = runner.invoke(cli, ["run", "--dry-run", "--json"])
+    assert json.loads(result.stdout)["spec"]["conditions"]["colonyname"] == "dev"
 
 
 def test_dry_run_found_from_a_subdirectory(runner: CliRunner, tmp_path: Path) -> None:
     runner.invoke(cli, ["new", "."])
     os.chdir(tmp_path / "cfs" / "src")
-    result = runner.invoke(cli, ["run", "--dry-run"])
-    assert result.exit_code == 0 and json.loads(result.stdout)["funcname"] == "execute"
+    result = runner.invoke(cli, ["run", "--dry-run", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["spec"]["funcname"] == "execute"
 
 
-def test_plugins_command_without_plugins(runner: CliRunner) -> None:
-    assert "No plugins loaded" in runner.invoke(cli, ["plugins"]).output
-    assert json.loads(runner.invoke(cli, ["plugins", "--json"]).output) == []
+def test_plugins_command_lists_the_builtins_whatever_the_allow_list(runner: CliRunner) -> None:
+    listed = json.loads(runner.invoke(cli, ["plugins", "--json"]).output)
+    assert {p["name"] for p in listed} == {"colonies", "local_docker", "storage"}
+    local = {p["name"]: p for p in listed}["local_docker"]
+    assert local["executor_types"] == ["docker"] and local["backends"] == ["local"]
+    assert [row[0] for row in local["settings"]["local"]] == ["runtime", "kill_grace"]
 
 
 def test_project_errors_reach_the_user_whole(
@@ -262,7 +267,10 @@ def test_project_errors_reach_the_user_whole(
 
 
 def test_new_and_dry_run_in_a_real_shell(tmp_path: Path) -> None:
-    script = f"{POLLINATOR} new demo >/dev/null && cd demo && {POLLINATOR} run --dry-run"
+    script = (
+        f"{POLLINATOR} new demo >/dev/null && cd demo && "
+        f"{POLLINATOR} run --dry-run --backend colonies"
+    )
     env = {**os.environ, "POLLINATOR_PLUGINS": ""}
     env.pop("COLONIES_COLONY_NAME", None)
     done = subprocess.run(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pollinator_local_docker.process_backend import ProcessBackend
+from pollinator_local_docker.process_runtime import ProcessRuntime
 from sim_fixtures import SimColony, sim_colony, simulator  # noqa: F401  (pytest fixtures)
 
 from pollinator_core.colonies.client import ColoniesClient
@@ -27,7 +27,9 @@ from pollinator_core.colonies.models import (
     SnapshotMount,
     SyncDir,
 )
-from pollinator_core.executor.loop import ORPHAN_ERROR, Executor, ExecutorSettings, Stager
+from pollinator_core.execution.termination import Reason, from_errors
+from pollinator_core.executor.journal import Entry, Journal
+from pollinator_core.executor.loop import Executor, ExecutorSettings, Stager
 from pollinator_core.executor.staging import CfsStager
 from pollinator_core.plugins.manager import open_storage
 from pollinator_core.sync import Mode, sync_tree
@@ -36,11 +38,14 @@ from pollinator_core.sync import Mode, sync_tree
 class NoFiles:
     """A stager for specs without an fs section: nothing to move."""
 
-    def pre_sync(self, process: Process, root: Path) -> None:
+    def pre_sync(self, process: Process, root: Path, say: Callable[[str], None]) -> None:
         pass
 
-    def post_sync(self, process: Process, root: Path) -> list[str]:
-        return []
+    def post_sync(self, process: Process, root: Path, say: Callable[[str], None]) -> None:
+        pass
+
+    def finish(self, process: Process) -> None:
+        pass
 
 
 def spec(cmd: str, *args: Any, **fields: Any) -> FunctionSpec:
@@ -98,7 +103,7 @@ def start_executor(
             poll=1,
             monitor_interval=0.2,
         )
-        backend = ProcessBackend(kill_grace=0.5)
+        backend = ProcessRuntime(kill_grace=0.5)
         executor = Executor(client, backend, stager or NoFiles(), settings)
         thread = threading.Thread(target=executor.serve, daemon=True)
         thread.start()
@@ -161,7 +166,10 @@ def test_failure_closes_with_exit_code_and_log_tail(
     process = wait_done(user, user.submit(spec(py(code))).processid)
     assert process.state is ProcessState.FAILED
     assert process.errors[0] == "exit code 1"
-    assert process.errors[1] == "last 2 lines of output:\nworking\nit broke"
+    termination = from_errors(process.errors)
+    assert termination is not None
+    assert (termination.reason, termination.exit_code) == (Reason.EXIT, 1)
+    assert process.errors[2] == "last 2 lines of output:\nworking\nit broke"
 
 
 def test_non_string_args_become_json_text_and_stay_one_argument(
@@ -181,9 +189,12 @@ def test_a_spec_it_cannot_run_fails_cleanly_and_the_executor_goes_on(
     start_executor()
     bad = wait_done(user, user.submit(spec("echo", funcname="train")).processid)
     assert bad.state is ProcessState.FAILED
-    assert bad.errors == ["unsupported funcname 'train': this executor runs 'execute'"]
+    assert bad.errors[0] == (
+        "infrastructure failure (unsupported funcname 'train': this executor runs 'execute' "
+        "and stages data for 'sync')"
+    )
     no_cmd = wait_done(user, user.submit(spec("", kw={"cmd": ["not", "text"]})).processid)
-    assert no_cmd.errors[0] == 'kwargs \'cmd\' must be a string, not ["not", "text"]'
+    assert 'kwargs \'cmd\' must be a string, not ["not", "text"]' in no_cmd.errors[0]
     good = wait_done(user, user.submit(spec("echo fine")).processid)
     assert good.state is ProcessState.SUCCESS
 
@@ -218,14 +229,17 @@ def test_walltime_and_maxexectime_stop_the_job(
     # Pollinator's own specs: maxexectime == walltime, stopped by the deadline check first.
     as_pollinator = user.submit(spec("sleep 60", maxexectime=3, conditions={"walltime": 3}))
     walled = wait_done(user, by_walltime)
-    assert (walled.state, walled.errors[0]) == (ProcessState.FAILED, "walltime exceeded (1 s)")
+    assert walled.state is ProcessState.FAILED
+    assert walled.errors[0] == "walltime exceeded (1 s); exit code 143, killed by SIGTERM"
     expired = wait_done(user, by_deadline)
     assert expired.state is ProcessState.FAILED
     # Closed by the executor just before the server's deadline, not requeued by the server.
-    assert expired.errors[0] == "maximum execution time exceeded (3 s)"
+    assert expired.errors[0].startswith(
+        "walltime exceeded (maxexectime 3 s, the server's limit, runs out)"
+    )
     assert expired.retries == 0
     ours = wait_done(user, as_pollinator.processid)
-    assert (ours.state, ours.errors[0]) == (ProcessState.FAILED, "walltime exceeded (3 s)")
+    assert ours.state is ProcessState.FAILED and ours.errors[0].startswith("walltime exceeded")
     assert ours.retries == 0
 
 
@@ -252,36 +266,47 @@ def test_shutdown_fails_what_outlives_the_grace(
     assert time.monotonic() - started < 5
     process = user.get_process(pid)
     assert process.state is ProcessState.FAILED
-    assert process.errors[0].startswith("executor shut down")
+    assert process.errors[0].startswith("infrastructure failure (the executor was shut down)")
 
 
-def test_a_restarted_executor_closes_what_its_predecessor_left_running(
+def test_a_restarted_executor_takes_back_what_its_predecessor_left(
     sim_colony: SimColony,  # noqa: F811
     user: ColoniesClient,
     tmp_path: Path,
 ) -> None:
-    pid = user.submit(spec("sleep 60")).processid
+    """A process still RUNNING for this executor: one whose job was started (the journal says
+    so) but cannot be found again is closed as lost; one never started is run now."""
+    started = user.submit(spec("sleep 60")).processid
+    never_started = user.submit(spec("echo ran after all")).processid
     config = ClientConfig(
         host=sim_colony.host, port=sim_colony.port, colony_name="test",
         prvkey=sim_colony.executor_prvkey,
     )  # fmt: skip
     dead = ColoniesClient(config)
     assert dead.assign("test", 1) is not None  # assigned, then "the executor died"
-    settings = ExecutorSettings(name=sim_colony.executor_name, colony="test", fs_dir=tmp_path)
-    executor = Executor(dead, ProcessBackend(), NoFiles(), settings)
-    assert executor.close_orphans() == 1
-    process = user.get_process(pid)
-    assert (process.state, process.errors) == (ProcessState.FAILED, [ORPHAN_ERROR])
+    assert dead.assign("test", 1) is not None
+    fs_dir = tmp_path / "fs"
+    Journal(fs_dir).put(Entry(started, str(fs_dir / started / "x"), submitted=True))
+    settings = ExecutorSettings(name=sim_colony.executor_name, colony="test", fs_dir=fs_dir)
+    executor = Executor(dead, ProcessRuntime(), NoFiles(), settings)
+    assert executor.adopt() == 2
+    lost = wait_done(user, started)
+    termination = from_errors(lost.errors)
+    assert lost.state is ProcessState.FAILED and termination is not None
+    assert termination.reason is Reason.LOST
+    ran = wait_done(user, never_started)
+    assert ran.state is ProcessState.SUCCESS
+    assert log_messages(user, never_started) == ["ran after all\n"]
+    executor.shutdown(0)
     dead.close()
 
 
 def test_errors_are_json_friendly(user: ColoniesClient, start_executor: StartExecutor) -> None:
     start_executor()
     process = wait_done(user, user.submit(spec("printf 'no newline'; exit 4")).processid)
-    assert json.loads(json.dumps(process.errors)) == [
-        "exit code 4",
-        "last 1 lines of output:\nno newline",
-    ]
+    errors = json.loads(json.dumps(process.errors))
+    assert errors[0] == "exit code 4" and errors[-1] == "last 1 lines of output:\nno newline"
+    assert errors[1].startswith("termination {")
 
 
 def test_a_job_sees_only_its_snapshots_label_and_its_results_go_up_after_failure(

@@ -38,7 +38,7 @@ def check_golden(name: str, spec: FunctionSpec) -> None:
 
 
 def project(text: str) -> Project:
-    return parse_project(text, FILE)
+    return parse_project(text, FILE, sections={"local"})
 
 
 def test_golden_default_project() -> None:
@@ -62,7 +62,7 @@ def test_golden_new_project() -> None:
 
 def test_the_original_shape_with_the_documented_departures() -> None:
     """The spec the original printed (reference §2), changed only where the README
-    says so: the result label per process, the label and maxexectime."""
+    says so: the result label per process, the label, maxexectime and walltime."""
     original: dict[str, Any] = {
         "nodename": "", "funcname": "execute", "args": [],
         "kwargs": {"args": ["/cfs/pollinator/demo/SNAP/src/main.py"], "cmd": "python3",
@@ -90,7 +90,11 @@ def test_the_original_shape_with_the_documented_departures() -> None:
         "env": {"PROJECT_DIR": "/cfs/pollinator/demo"},
     }  # fmt: skip
     original["label"] = "demo"  # (b) the project name, not "test_label"
-    original["maxexectime"] = 600  # (c) walltime, not walltime - 1
+    # (c) the server's deadline covers walltime + maxqueuetime (1 h by default), not walltime
+    # - 1, and conditions.walltime with it (official executors want it >= maxexectime); the
+    # job's own limit travels in kwargs
+    original["maxexectime"] = original["conditions"]["walltime"] = 600 + 3600
+    original["kwargs"]["walltime"] = 600
     original["fs"]["dirs"][0]["label"] = "/pollinator/demo/result/{processid}"  # (a)
     text = "projectname: demo\nconditions:\n  executorNames: [ex]\n"
     assert to_dict(build_function_spec(project(text), "SNAP", "col")) == original
@@ -104,7 +108,8 @@ def test_the_official_decoders_read_it_back() -> None:
 def test_project_keys_override_the_defaults() -> None:
     spec = build_function_spec(project(EVERY_KEY), "s", "c")
     assert (spec.priority, spec.maxretries, spec.maxwaittime) == (7, 0, 3600)
-    assert spec.maxexectime == 5400
+    assert spec.kwargs["walltime"] == 5400
+    assert spec.maxexectime == spec.conditions.walltime == 5400 + 3600
     assert spec.label == "nightly"
     assert spec.env == {
         "PROJECT_DIR": "/cfs/pollinator/full",

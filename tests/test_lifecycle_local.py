@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_run_local import SLOW_MAIN, LocalProject, submitted_id
 
-from pollinator_core.executor.loop import ORPHAN_ERROR
+from pollinator_core.executor.loop import LOST_ORPHAN
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_a_run_whose_agent_died_is_closed_failed_not_left_running(project: Local
     pid = submitted_id(err)
     status = json.loads(project.cli("status", "--json", pid[:12]).stdout)  # starts a new agent
     assert status["state"] == "FAILED"
-    assert status["errors"] == [ORPHAN_ERROR]
+    assert status["errors"][0] == f"lost ({LOST_ORPHAN})"
 
 
 def test_cancel_on_interrupt_needs_follow(project: LocalProject) -> None:

@@ -1,6 +1,6 @@
 """The execution contract, held by both local runtimes: a real Docker engine and host processes.
 
-Each test drives an ExecutionBackend directly with a Job, as the executor loop does.
+Each test drives a Runtime directly with a Job, as the executor loop does.
 """
 
 from __future__ import annotations
@@ -12,30 +12,33 @@ from pathlib import Path
 import attrs
 import pytest
 from infra.components import DockerEngine
-from pollinator_local_docker.base import LocalRuntime
-from pollinator_local_docker.docker_backend import DockerBackend
-from pollinator_local_docker.process_backend import ProcessBackend
+from pollinator_local_docker.docker_runtime import DockerRuntime
+from pollinator_local_docker.plugin import LocalSettings
+from pollinator_local_docker.process_runtime import ProcessRuntime
 
 from pollinator_core.errors import InfraError, JobFailed
+from pollinator_core.execution.job import Job, Mount
 from pollinator_core.execution.lines import LineAssembler
-from pollinator_core.execution.runtime import ExecutionBackend, Job, JobState, JobStatus, Mount
+from pollinator_core.execution.runtime import JobStatus, Runtime
+from pollinator_core.execution.supervised import SupervisedRuntime
+from pollinator_core.execution.termination import Reason, Termination
 
 PY = "python3 -c"
 
 
 @pytest.fixture(params=[pytest.param("docker", marks=pytest.mark.docker), "process"])
-def runtime(request: pytest.FixtureRequest) -> Iterator[tuple[LocalRuntime, str]]:
-    backend: LocalRuntime
+def runtime(request: pytest.FixtureRequest) -> Iterator[tuple[SupervisedRuntime, str]]:
+    backend: SupervisedRuntime
     if request.param == "docker":
         engine: DockerEngine = request.getfixturevalue("docker_engine")
-        backend, image = DockerBackend.connect(kill_grace=1.0), engine.image
+        backend, image = DockerRuntime.connect(kill_grace=1.0), engine.image
     else:
-        backend, image = ProcessBackend(kill_grace=1.0), ""
+        backend, image = ProcessRuntime(kill_grace=1.0), ""
     yield backend, image
     backend.close()
 
 
-def run(backend: ExecutionBackend, job: Job) -> tuple[JobStatus, list[tuple[float, str]], float]:
+def run(backend: Runtime, job: Job) -> tuple[JobStatus, list[tuple[float, str]], float]:
     """Run to the end: final status, (seconds since submit, line) pairs, total seconds."""
     start = time.monotonic()
     handle = backend.submit(job)
@@ -43,9 +46,12 @@ def run(backend: ExecutionBackend, job: Job) -> tuple[JobStatus, list[tuple[floa
     lines: list[tuple[float, str]] = []
     try:
         for chunk in backend.logs(handle):
+            if isinstance(chunk, str):  # a notice line of the runtime's own
+                lines.append((time.monotonic() - start, chunk))
+                continue
             lines += [(time.monotonic() - start, line) for line in assembler.feed(chunk)]
         lines += [(time.monotonic() - start, line) for line in assembler.flush()]
-        while not (status := backend.status(handle)).state.finished:
+        while not (status := backend.status(handle)).finished:
             time.sleep(0.02)
     finally:
         backend.cleanup(handle)
@@ -57,7 +63,7 @@ def texts(lines: list[tuple[float, str]]) -> list[str]:
 
 
 def test_output_env_mount_workdir_and_exit_code(
-    runtime: tuple[LocalRuntime, str], tmp_path: Path
+    runtime: tuple[SupervisedRuntime, str], tmp_path: Path
 ) -> None:
     backend, image = runtime
     (tmp_path / "proj" / "src").mkdir(parents=True)
@@ -76,10 +82,10 @@ def test_output_env_mount_workdir_and_exit_code(
         workdir="/cfs/proj/src",
     )
     status, lines, _ = run(backend, job)
-    assert status == JobStatus(JobState.FAILED, 3, "exit code 3")
+    assert status.termination is not None and status.termination.summary() == "exit code 3"
     first = texts(lines)[0].split()
     # The process runtime cannot mount: it sees the host directory behind /cfs instead.
-    root = "/cfs" if isinstance(backend, DockerBackend) else str(tmp_path)
+    root = "/cfs" if isinstance(backend, DockerRuntime) else str(tmp_path)
     assert first == [f"{root}/proj", "p1", f"{root}/proj/src"]
     assert texts(lines)[1:] == ["to stderr\n", "late\n"]
     # Streaming, not collected at the end: the first line came well before the last.
@@ -87,24 +93,26 @@ def test_output_env_mount_workdir_and_exit_code(
     assert (tmp_path / "proj" / "result.txt").read_text() == "hi"
 
 
-def test_success(runtime: tuple[LocalRuntime, str]) -> None:
+def test_success(runtime: tuple[SupervisedRuntime, str]) -> None:
     backend, image = runtime
     status, lines, _ = run(backend, Job("p2", image, "echo ok"))
-    assert status == JobStatus(JobState.SUCCEEDED, 0)
+    assert status.termination is not None and status.termination.succeeded
     assert texts(lines) == ["ok\n"]
 
 
-def test_walltime_kills_the_job(runtime: tuple[LocalRuntime, str]) -> None:
+def test_walltime_kills_the_job(runtime: tuple[SupervisedRuntime, str]) -> None:
     backend, image = runtime
     status, lines, seconds = run(backend, Job("p3", image, "echo start; sleep 60", walltime=1))
-    assert status.state is JobState.FAILED
-    assert status.reason == "walltime exceeded (1 s)"
+    assert status.termination is not None
+    assert (
+        status.termination.summary() == "walltime exceeded (1 s); exit code 143, killed by SIGTERM"
+    )
     assert texts(lines) == ["start\n"]
     assert seconds < 5
 
 
 def test_cancel_stops_the_job_and_its_children(
-    runtime: tuple[LocalRuntime, str], tmp_path: Path
+    runtime: tuple[SupervisedRuntime, str], tmp_path: Path
 ) -> None:
     backend, image = runtime
     # The trap ignores SIGTERM: cancel must still end it (SIGKILL after the grace).
@@ -112,24 +120,25 @@ def test_cancel_stops_the_job_and_its_children(
     try:
         time.sleep(0.5)
         started = time.monotonic()
-        backend.cancel(handle, "cancelled by the user")
-        backend.cancel(handle, "again")  # idempotent
+        backend.cancel(handle, Termination(Reason.CANCELLED, detail="by the user"))
+        backend.cancel(handle, Termination(Reason.LOST, detail="again"))  # idempotent
         for _ in backend.logs(handle):
             pass
-        while not (status := backend.status(handle)).state.finished:
+        while not (status := backend.status(handle)).finished:
             time.sleep(0.02)
         assert time.monotonic() - started < 5
     finally:
         backend.cleanup(handle)
-    assert status.state is JobState.CANCELLED
-    assert status.reason == "cancelled by the user"
+    assert status.termination is not None
+    assert status.termination.reason is Reason.CANCELLED
+    assert status.termination.detail == "by the user"
 
 
-def test_a_line_is_streamed_before_the_job_ends(runtime: tuple[LocalRuntime, str]) -> None:
+def test_a_line_is_streamed_before_the_job_ends(runtime: tuple[SupervisedRuntime, str]) -> None:
     backend, image = runtime
     script = "import time; print('now'); time.sleep(1.5); print('later')"
     status, lines, _ = run(backend, Job("p5", image, f'{PY} "{script}"'))
-    assert status.state is JobState.SUCCEEDED
+    assert status.termination is not None and status.termination.succeeded
     assert lines[1][0] - lines[0][0] > 1.0  # 'now' arrived while the job slept
 
 
@@ -137,34 +146,34 @@ def test_a_line_is_streamed_before_the_job_ends(runtime: tuple[LocalRuntime, str
 
 
 @pytest.fixture
-def docker_backend(docker_engine: DockerEngine) -> Iterator[DockerBackend]:
-    backend = DockerBackend.connect(kill_grace=1.0)
+def docker_backend(docker_engine: DockerEngine) -> Iterator[DockerRuntime]:
+    backend = DockerRuntime.connect(kill_grace=1.0)
     yield backend
     backend.close()
 
 
 def test_init_cmd_failure_fails_the_job(
-    docker_backend: DockerBackend, docker_engine: DockerEngine
+    docker_backend: DockerRuntime, docker_engine: DockerEngine
 ) -> None:
     job = Job(
         "d1", docker_engine.image, "echo never", init_command="echo preparing; sh -c 'exit 7'"
     )
     status, lines, _ = run(docker_backend, job)
-    assert status == JobStatus(JobState.FAILED, 7, "exit code 7")
+    assert status.termination == Termination.exited(7, evidence=status.termination.evidence)
     assert texts(lines) == ["preparing\n", "pollinator: init-cmd failed with exit code 7\n"]
 
 
 def test_init_cmd_exports_reach_the_command(
-    docker_backend: DockerBackend, docker_engine: DockerEngine
+    docker_backend: DockerRuntime, docker_engine: DockerEngine
 ) -> None:
     job = Job("d2", docker_engine.image, 'echo "$GREETING"', init_command="export GREETING=hej")
     status, lines, _ = run(docker_backend, job)
-    assert status.state is JobState.SUCCEEDED
+    assert status.termination is not None and status.termination.succeeded
     assert texts(lines) == ["hej\n"]
 
 
 def test_limits_are_applied_and_the_container_removed(
-    docker_backend: DockerBackend, docker_engine: DockerEngine
+    docker_backend: DockerRuntime, docker_engine: DockerEngine
 ) -> None:
     import docker.errors
 
@@ -177,24 +186,25 @@ def test_limits_are_applied_and_the_container_removed(
         256 * 2**20,
     )
     assert config["Init"] is True
-    docker_backend.cancel(handle, "done looking")
+    docker_backend.cancel(handle, Termination(Reason.CANCELLED))
     docker_backend.cleanup(handle)
     with pytest.raises(docker.errors.NotFound):
         docker_engine.client.api.inspect_container(handle)
 
 
 def test_out_of_memory_is_reported_as_such(
-    docker_backend: DockerBackend, docker_engine: DockerEngine
+    docker_backend: DockerRuntime, docker_engine: DockerEngine
 ) -> None:
     script = "x = bytearray(512 * 2**20); print(len(x))"
     job = Job("d4", docker_engine.image, f'{PY} "{script}"', mem_bytes=64 * 2**20)
     status, _, _ = run(docker_backend, job)
-    assert status.state is JobState.FAILED
-    assert status.reason == "out of memory: killed by the OOM killer (memory limit 64Mi)"
+    assert status.termination is not None and status.termination.reason is Reason.OOM
+    assert status.termination.summary().startswith("out of memory (memory limit 64Mi); exit code")
+    assert "OOMKilled=True" in status.termination.evidence[-1]
 
 
 def test_a_gpu_request_reaches_the_engine(
-    docker_backend: DockerBackend, docker_engine: DockerEngine
+    docker_backend: DockerRuntime, docker_engine: DockerEngine
 ) -> None:
     # This engine has no GPU runtime: the request is real when Docker refuses it.
     with pytest.raises(JobFailed, match=r"could not start the job's container: .*gpu"):
@@ -203,7 +213,7 @@ def test_a_gpu_request_reaches_the_engine(
 
 
 def test_a_missing_image_that_cannot_be_pulled_is_a_clear_error(
-    docker_backend: DockerBackend,
+    docker_backend: DockerRuntime,
 ) -> None:
     with pytest.raises(JobFailed) as info:
         docker_backend.submit(Job("d6", "localhost:1/no/such-image:1.0", "true"))
@@ -213,7 +223,7 @@ def test_a_missing_image_that_cannot_be_pulled_is_a_clear_error(
 
 
 def test_rebuild_image_builds_from_the_projects_dockerfile(
-    docker_backend: DockerBackend, docker_engine: DockerEngine, tmp_path: Path
+    docker_backend: DockerRuntime, docker_engine: DockerEngine, tmp_path: Path
 ) -> None:
     (tmp_path / "Dockerfile").write_text(
         f"FROM {docker_engine.image}\nRUN echo built > /built.txt\n"
@@ -224,13 +234,13 @@ def test_rebuild_image_builds_from_the_projects_dockerfile(
         status, lines, _ = run(docker_backend, job)
     finally:
         docker_engine.client.images.remove(tag, force=True)
-    assert status.state is JobState.SUCCEEDED
+    assert status.termination is not None and status.termination.succeeded
     assert texts(lines)[-1] == "built\n"
     assert any("Step 2/2" in line for line in texts(lines))  # the build log came first
 
 
 def test_rebuild_image_without_a_dockerfile_says_so(
-    docker_backend: DockerBackend, tmp_path: Path
+    docker_backend: DockerRuntime, tmp_path: Path
 ) -> None:
     job = Job("d8", "x:latest", "true", rebuild_image=True, build_context=str(tmp_path))
     with pytest.raises(JobFailed, match="no Dockerfile"):
@@ -251,8 +261,8 @@ def test_process_runtime_skips_init_cmd_and_hides_executor_secrets(
         'echo "${COLONIES_PRVKEY:-none} ${AWS_S3_SECRETKEY:-none} $HOME"',
         init_command="pip3 install numpy",
     )
-    status, lines, _ = run(ProcessBackend(), job)
-    assert status.state is JobState.SUCCEEDED
+    status, lines, _ = run(ProcessRuntime(), job)
+    assert status.termination is not None and status.termination.succeeded
     assert texts(lines) == [
         "pollinator: process runtime, init-cmd skipped: pip3 install numpy\n",
         f"none none {Path.home()}\n",
@@ -267,15 +277,15 @@ def test_process_runtime_rewrites_whole_mount_paths_only(tmp_path: Path) -> None
         env={"A": "/cfs/x", "B": "/cfsx/y", "C": "--out=/cfs"},
         mounts=(Mount(str(tmp_path), "/cfs"),),
     )
-    status, lines, _ = run(ProcessBackend(), job)
-    assert status.state is JobState.SUCCEEDED
+    status, lines, _ = run(ProcessRuntime(), job)
+    assert status.termination is not None and status.termination.succeeded
     assert texts(lines) == [f"{tmp_path}/x /cfsx/y --out={tmp_path}\n"]
 
 
 def test_process_runtime_ends_leftover_background_processes() -> None:
     # A background child holds the output pipe; the job still ends when its main process does.
-    status, lines, seconds = run(ProcessBackend(), Job("h3", "", "sleep 30 & echo main done"))
-    assert status == JobStatus(JobState.SUCCEEDED, 0)
+    status, lines, seconds = run(ProcessRuntime(), Job("h3", "", "sleep 30 & echo main done"))
+    assert status.termination is not None and status.termination.succeeded
     assert texts(lines) == ["main done\n"]
     assert seconds < 3
 
@@ -286,23 +296,23 @@ def test_auto_falls_back_to_host_processes_and_says_so_in_one_line(
     from pollinator_local_docker.plugin import make_runtime
 
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    assert isinstance(make_runtime("auto"), ProcessBackend)
+    assert isinstance(make_runtime(LocalSettings("auto")), ProcessRuntime)
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "no Docker engine at unix:///nonexistent/docker.sock" in err
     assert "running jobs as host processes instead" in err
     with pytest.raises(InfraError, match="no Docker engine"):
-        make_runtime("docker")
+        make_runtime(LocalSettings("docker"))
 
 
 def test_auto_runs_a_job_whose_image_cannot_be_had_as_a_host_process(
     docker_engine: DockerEngine, tmp_path: Path
 ) -> None:
-    from pollinator_local_docker.auto_backend import AutoBackend
+    from pollinator_local_docker.auto_runtime import AutoRuntime
     from pollinator_local_docker.plugin import make_runtime
 
-    backend = make_runtime("auto")
-    assert isinstance(backend, AutoBackend)
+    backend = make_runtime(LocalSettings("auto"))
+    assert isinstance(backend, AutoRuntime)
     try:
         job = Job(
             process_id="auto1",
@@ -314,10 +324,10 @@ def test_auto_runs_a_job_whose_image_cannot_be_had_as_a_host_process(
         status, lines, _ = run(backend, job)
         assert "runtime auto runs this job as a host process" in texts(lines)[0]
         assert texts(lines)[1:] == [f"in {tmp_path}/p\n"]
-        assert status.state is JobState.FAILED and status.exit_code == 4
+        assert status.termination is not None and status.termination.exit_code == 4
 
         status, lines, _ = run(backend, attrs.evolve(job, image=docker_engine.image))
         assert texts(lines) == ["in /cfs/p\n"]  # in the container, the mount is where it says
-        assert status.state is JobState.FAILED and status.exit_code == 4
+        assert status.termination is not None and status.termination.exit_code == 4
     finally:
         backend.close()

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import attrs
@@ -20,11 +20,15 @@ import pytest
 from pollinator_core.colonies.models import FunctionSpec
 from pollinator_core.errors import InfraError, ProjectError, UsageError
 from pollinator_core.plugins import manager as plugins
+from pollinator_core.plugins.backend import Backend, Connection
+from pollinator_core.plugins.executors import ExecutorType
 from pollinator_core.plugins.hookspecs import hookimpl
 from pollinator_core.plugins.manager import Hooks, load_plugins
+from pollinator_core.plugins.settings import SettingsSection, setting
 from pollinator_core.project.funcspec import build_function_spec
 from pollinator_core.project.loader import Project, parse_project
 from pollinator_core.project.scaffold import new_project
+from pollinator_core.project.units import parse_duration
 from pollinator_core.runs import submit
 from pollinator_core.runs.submit import final_function_spec
 
@@ -68,49 +72,54 @@ def demo_project() -> Project:
 def test_third_party_plugin_is_listed(example_site: Path) -> None:
     table = run_cli(["plugins"], example_site, POLLINATOR_PLUGINS="example")
     assert table.returncode == 0, table.stderr
-    header, row = table.stdout.splitlines()
-    assert header.split() == ["NAME", "DISTRIBUTION", "VERSION", "HOOKS"]
-    assert row.split() == [
-        "example",
-        "pollinator-example-plugin",
-        "0.1.0",
-        "pollinator_function_spec",
-    ]
+    assert (
+        "example (pollinator-example-plugin 0.1.0, module pollinator_example_plugin)\n"
+        "  hooks: pollinator_function_spec\n"
+    ) in table.stdout
     listed = run_cli(["plugins", "--json"], example_site, POLLINATOR_PLUGINS="example")
-    assert json.loads(listed.stdout) == [
-        {
-            "name": "example",
-            "distribution": "pollinator-example-plugin",
-            "version": "0.1.0",
-            "module": "pollinator_example_plugin",
-            "hooks": ["pollinator_function_spec"],
-        }
-    ]
+    example = {p["name"]: p for p in json.loads(listed.stdout)}["example"]
+    assert example == {
+        "name": "example",
+        "distribution": "pollinator-example-plugin",
+        "version": "0.1.0",
+        "module": "pollinator_example_plugin",
+        "hooks": ["pollinator_function_spec"],
+        "backends": [],
+        "executor_types": [],
+        "storage_schemes": [],
+        "settings": {},
+    }
 
 
 def test_third_party_hook_changes_the_dry_run(example_site: Path, tmp_path: Path) -> None:
     created = new_project(tmp_path / "demo")
-    done = run_cli(
-        ["-C", str(created.root), "run", "--dry-run"], example_site, POLLINATOR_PLUGINS="example"
-    )
+    dry_run = ["-C", str(created.root), "run", "--dry-run", "--json"]
+    done = run_cli(dry_run, example_site, POLLINATOR_PLUGINS="example")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["env"]["EXAMPLE_PLUGIN"] == f"seen {created.name}"
-    without = run_cli(
-        ["-C", str(created.root), "run", "--dry-run"], example_site, POLLINATOR_PLUGINS=""
-    )
-    assert "EXAMPLE_PLUGIN" not in json.loads(without.stdout)["env"]
+    assert json.loads(done.stdout)["spec"]["env"]["EXAMPLE_PLUGIN"] == f"seen {created.name}"
+    without = run_cli(dry_run, example_site, POLLINATOR_PLUGINS="")
+    assert "EXAMPLE_PLUGIN" not in json.loads(without.stdout)["spec"]["env"]
 
 
-def test_allow_list(example_on_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert [p.name for p in load_plugins(frozenset({"example"})).plugin_info()] == ["example"]
-    assert load_plugins(frozenset()).plugin_info() == []
+def names(hooks: Hooks) -> set[str]:
+    return {p.name for p in hooks.plugin_info()}
+
+
+def test_allow_list_selects_third_party_plugins_only(
+    example_on_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert names(load_plugins(frozenset({"example"}))) == BUILTINS | {"example"}
+    assert names(load_plugins(frozenset())) == BUILTINS  # the built-ins always load
+    assert names(load_plugins(frozenset(), builtins=False)) == set()
     with pytest.raises(UsageError, match=r"POLLINATOR_PLUGINS names nope, .*Installed: .*example"):
         load_plugins(frozenset({"nope"}))
+    with pytest.raises(UsageError, match="the built-in plugins always load"):
+        load_plugins(frozenset({"local_docker"}))
     # hooks() reads the variable once per process; cache_clear() makes it read it again
-    for value, expected in [("", []), (" example , ", ["example"])]:
+    for value, expected in [("", BUILTINS), (" example , ", BUILTINS | {"example"})]:
         monkeypatch.setenv("POLLINATOR_PLUGINS", value)
         plugins.hooks.cache_clear()
-        assert [p.name for p in plugins.hooks().plugin_info()] == expected
+        assert names(plugins.hooks()) == expected
     plugins.hooks.cache_clear()
 
 
@@ -124,7 +133,7 @@ def test_builtin_plugins_register_like_any_other() -> None:
 def test_loading_is_lazy() -> None:
     code = (
         "import sys, pollinator_core.plugins.manager, pollinator_core.project.funcspec\n"
-        "assert not [m for m in sys.modules if m.endswith(('storage_plugin', 'colonies_backend',"
+        "assert not [m for m in sys.modules if m.startswith(('pollinator_core.builtin',"
         " 'pollinator_local_docker'))]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -155,7 +164,7 @@ def test_a_plugin_that_fails_to_import(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_a_misspelt_hook_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = (
-        "from pollinator_core.plugins.hookspecs import hookimpl\n\n"
+        "from pollinator_core.api import hookimpl\n\n"
         "@hookimpl\ndef pollinator_storag(url):\n    return None\n"
     )
     fake_distribution(tmp_path, "typo", source)
@@ -180,7 +189,7 @@ def test_trace(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
 
 
 def with_plugin(plugin: object) -> Hooks:
-    hooks = load_plugins(frozenset())
+    hooks = load_plugins(frozenset(), builtins=False)
     hooks.pm.register(plugin, name="test")
     return hooks
 
@@ -217,21 +226,25 @@ def test_hook_pollinator_function_spec(monkeypatch: pytest.MonkeyPatch) -> None:
         final_function_spec(attrs.evolve(project, name="refused"), "s", "c")
 
 
-@attrs.frozen
-class FakeBackend:
-    name: str
+class FakeBackend(Backend):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def connect(
+        self, project: Project, options: Mapping[str, Mapping[str, str]] | None = None
+    ) -> Connection:
+        raise NotImplementedError("never connected in these tests")
 
 
 class BackendPlugin:
     @hookimpl
-    def pollinator_register_backends(self, register: Callable[[FakeBackend], None]) -> None:
+    def pollinator_register_backends(self, register: Callable[[Backend], None]) -> None:
         register(FakeBackend("cloud"))
 
 
 def test_hook_pollinator_register_backends() -> None:
     hooks = with_plugin(BackendPlugin())
-    backends: dict[str, object] = dict(hooks.backends())
-    assert backends == {"cloud": FakeBackend("cloud")}
+    assert list(hooks.backends()) == ["cloud"]
     hooks.pm.register(BackendPlugin(), name="again")
     with pytest.raises(InfraError, match="Two plugins register the backend 'cloud'"):
         hooks.backends()
@@ -239,23 +252,108 @@ def test_hook_pollinator_register_backends() -> None:
 
 class ExecutorPlugin:
     @hookimpl
-    def pollinator_register_executors(
-        self, register: Callable[[str, Callable[[], str]], None]
-    ) -> None:
-        register("fake", lambda: "a fake execution backend")
+    def pollinator_register_executors(self, register: Callable[[ExecutorType], None]) -> None:
+        register(ExecutorType("fake", lambda settings: ("a fake runtime", settings), "fake"))
 
 
 def test_hook_pollinator_register_executors() -> None:
     hooks = with_plugin(ExecutorPlugin())
-    factories = hooks.executor_factories()
-    built: object = factories["fake"]()
-    assert list(factories) == ["fake"] and built == "a fake execution backend"
+    kinds = hooks.executor_types()
+    built: object = kinds["fake"].factory("its settings")
+    assert list(kinds) == ["fake"] and built == ("a fake runtime", "its settings")
     hooks.pm.register(ExecutorPlugin(), name="again")
     with pytest.raises(InfraError, match="Two plugins register the executor type 'fake'"):
-        hooks.executor_factories()
+        hooks.executor_types()
+
+
+class WrongTypePlugin:
+    @hookimpl
+    def pollinator_register_executors(self, register: Callable[[object], None]) -> None:
+        register(("fake", lambda: None))  # the hook's old shape
+
+
+def test_a_wrong_registration_is_one_paragraph_naming_the_plugin() -> None:
+    hooks = with_plugin(WrongTypePlugin())
+    with pytest.raises(InfraError) as info:
+        hooks.executor_types()
+    message = str(info.value)
+    assert message.startswith("The plugin 'test' (registered in-process) registered tuple")
+    assert "which takes a ExecutorType" in message and "\n" not in message
+
+
+@attrs.frozen
+class FakeSettings:
+    queue: str = setting("batch", "The queue jobs go to.", choices=("batch", "express"))
+    retries: int = setting(2, "How often a refused submission is tried again.")
+    timeout: int = setting(60, "Seconds for a scheduler command.", parse=parse_duration)
+    modules: tuple[str, ...] = setting((), "Environment modules to load.")
+    exclusive: bool = setting(False, "Whole nodes only.")
+
+
+class SettingsPlugin:
+    @hookimpl
+    def pollinator_register_settings(
+        self, register: Callable[[SettingsSection[FakeSettings]], None]
+    ) -> None:
+        register(SettingsSection("fake", FakeSettings, "A fake scheduler."))
+
+
+def test_hook_pollinator_register_settings(tmp_path: Path) -> None:
+    hooks = with_plugin(SettingsPlugin())
+    section = hooks.settings()["fake"]
+    assert section.load(env={}) == FakeSettings()
+    text = "projectname: d\nfake:\n  queue: express\n  timeout: 2m\n  modules: [gcc, mpi]\n"
+    project = parse_project(text, tmp_path / "project.yaml", sections=hooks.settings())
+    loaded = section.load(project.sections["fake"], env={})
+    assert loaded == FakeSettings("express", 2, 120, ("gcc", "mpi"), False)
+    # the environment beats project.yaml, options beat both
+    env = {"POLLINATOR_FAKE_RETRIES": "5", "POLLINATOR_FAKE_EXCLUSIVE": "true"}
+    loaded = section.load(project.sections["fake"], {"queue": "batch"}, env=env)
+    assert (loaded.queue, loaded.retries, loaded.exclusive) == ("batch", 5, True)
+    assert section.load(None, {"modules": "a, b"}, env={}).modules == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("fake:\n  queu: x\n", "line 3: fake.queu: unknown setting 'queu' of fake. Did you mean"),
+        ("fake:\n  queue: slow\n", "line 3: fake.queue: must be one of batch, express, got"),
+        ("fake:\n  retries: two\n", "line 3: fake.retries: must be a whole number, got 'two'"),
+        ("fake:\n  exclusive: 1\n", "line 3: fake.exclusive: must be true or false, got 1"),
+        ("fake:\n  timeout: soon\n", "line 3: fake.timeout:"),
+    ],
+)
+def test_settings_are_checked_like_project_yaml(tmp_path: Path, text: str, expected: str) -> None:
+    hooks = with_plugin(SettingsPlugin())
+    path = tmp_path / "project.yaml"
+    project = parse_project("projectname: d\n" + text, path, sections=hooks.settings())
+    with pytest.raises(UsageError) as info:
+        hooks.settings()["fake"].load(project.sections["fake"], env={})
+    assert str(info.value).startswith(f"{path} {expected}")
+
+
+def test_settings_from_options_and_environment_are_checked() -> None:
+    section = with_plugin(SettingsPlugin()).settings()["fake"]
+    with pytest.raises(UsageError, match=r"^\$POLLINATOR_FAKE_RETRIES: must be a whole number"):
+        section.load(env={"POLLINATOR_FAKE_RETRIES": "many"})
+    with pytest.raises(UsageError, match=r"^option fake.queue: must be one of batch, express"):
+        section.load(None, {"queue": "x"}, env={})
+
+
+class SchemePlugin:
+    @hookimpl
+    def pollinator_storage_schemes(self) -> list[str]:
+        return ["gcs"]
+
+
+def test_hook_pollinator_storage_schemes() -> None:
+    hooks = with_plugin(SchemePlugin())
+    assert hooks.storage_schemes() == {"test": ["gcs"]}
+    assert hooks.plugin_info()[0].storage_schemes == ("gcs",)
 
 
 def test_plugin_info_of_an_in_process_plugin() -> None:
     (info,) = with_plugin(ExecutorPlugin()).plugin_info()
     assert (info.name, info.distribution, info.version) == ("test", "", "")
     assert info.hooks == ("pollinator_register_executors",)
+    assert info.executor_types == ("fake",)

@@ -11,7 +11,6 @@ from pollinator_core.errors import ProjectError
 from pollinator_core.project.loader import (
     _SECTIONS,
     GpuRequest,
-    LocalSettings,
     Project,
     ProjectConditions,
     ProjectEnvironment,
@@ -75,7 +74,8 @@ tunnel: null
 
 
 def parse(text: str) -> Project:
-    return parse_project(textwrap.dedent(text), FILE)
+    # `local:` is the built-in local plugin's settings section (checked by the plugin layer).
+    return parse_project(textwrap.dedent(text), FILE, sections={"local"})
 
 
 def error(text: str) -> str:
@@ -117,7 +117,8 @@ def test_only_projectname_is_required_and_defaults_match_the_original() -> None:
     assert project.environment == ProjectEnvironment()
     assert project.conditions.mem_bytes == 1000 * 1024**2
     assert project.environment.init_cmd == "pip3 install numpy"
-    assert project.local == LocalSettings(runtime="auto")
+    assert project.sections == {}
+    assert project.maxqueuetime == 3600
 
 
 def test_every_key() -> None:
@@ -126,7 +127,7 @@ def test_every_key() -> None:
     assert (project.priority, project.maxretries, project.maxwaittime) == (7, 0, 3600)
     assert project.label == "nightly"
     assert project.env == {"OMP_NUM_THREADS": "4", "MODE": "fast"}
-    assert project.local.runtime == "process"
+    assert dict(project.sections["local"].values) == {"runtime": "process"}
     c = project.conditions
     assert c.executor_names == ("lumi-1", "lumi-2")
     assert (c.nodes, c.processes_per_node, c.cpu_millis) == (2, 4, 1500)
@@ -220,8 +221,9 @@ def test_empty_sections_and_null_optionals_mean_defaults() -> None:
         ("projectname: d\npriority: high\n", ["line 2", "priority must be a whole number"]),
         ("projectname: d\nlabel: ''\n", ["line 2", "label must be non-empty text"]),
         ("projectname: d\nbackend: Local Docker\n", ["line 2", "backend must be a backend name"]),
-        ("projectname: d\nlocal:\n  runtime: podman\n",
-         ["line 3", "local.runtime must be one of auto, docker, process"]),
+        ("projectname: d\nslurm:\n  partition: x\n", ["line 2", "unknown key 'slurm'"]),
+        ("projectname: d\nlocal: [runtime]\n", ["line 2", "local must be a mapping"]),
+        ("projectname: d\nmaxqueuetime: 0\n", ["line 2", "maxqueuetime", "more than zero"]),
         ("projectname: d\nenv: [A]\n", ["line 2", "env must be a mapping"]),
         ("projectname: d\nenv:\n  1BAD: x\n", ["line 3", "not a valid environment variable"]),
         ("projectname: d\nenv:\n  PROJECT_DIR: /x\n", ["line 3", "set by Pollinator"]),

@@ -55,7 +55,6 @@ def project(sim_colony: SimColony, tmp_path: Path) -> LocalProject:  # noqa: F81
     made = LocalProject(tmp_path / "demo", "process", "")
     made.env = colonies_env(sim_colony, tmp_path / "store")
     # No backend in project.yaml: with COLONIES_SERVER_HOST set, that means colonies.
-    made.edit_yaml("\nbackend: local", "\n# backend: local")
     return made
 
 
@@ -100,7 +99,7 @@ def test_sigterm_lets_jobs_finish_within_the_grace_then_fails_them(
     assert "running jobs get 1 s to finish" in err
     code, _, err = running.finish()
     assert code == 1
-    assert "FAILED: executor shut down" in err
+    assert "FAILED: infrastructure failure (the executor was shut down)" in err
     # It registered itself, so it removed itself.
     names = [e["name"] for e in json.loads(project.cli("executors", "--json").stdout)]
     assert "graceful" not in names

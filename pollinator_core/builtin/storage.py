@@ -53,6 +53,11 @@ HEADS_PER_PAGE = 32
 
 
 @hookimpl
+def pollinator_storage_schemes() -> list[str]:
+    return ["s3", "file", "memory", "a local path"]
+
+
+@hookimpl
 def pollinator_storage(url: str) -> StorageLocation | None:
     scheme = urlsplit(url).scheme if "://" in url else ""
     if scheme == "s3":

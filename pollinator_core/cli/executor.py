@@ -50,7 +50,17 @@ def executor() -> None:
 @click.option(
     "--runtime",
     type=click.Choice(["auto", "docker", "process"]),
-    help="--type docker: containers, or host processes (auto: Docker when it answers).",
+    help="--type docker: short for -s runtime=...: containers, or host processes (auto: "
+    "Docker when it answers).",
+)
+@click.option(
+    "-s",
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A setting of the type's plugin (-s partition=debug); also from "
+    "POLLINATOR_<SECTION>_<KEY>. `pollinator plugins` lists them. Repeatable.",
 )
 @click.option(
     "--storage",
@@ -74,6 +84,7 @@ def start(
     max_jobs: int,
     fs_dir: Path | None,
     runtime: str | None,
+    settings: tuple[str, ...],
     storage_url: str | None,
     grace: float,
     location: str,
@@ -81,53 +92,65 @@ def start(
     """Serve a colony until SIGTERM or Ctrl-C, from the COLONIES_* variables.
 
     \b
-    With COLONIES_COLONY_PRVKEY the executor registers and approves itself under a fresh key
-    and removes itself when it stops; otherwise COLONIES_PRVKEY must be the key of an executor
-    the colony owner registered. On SIGTERM it takes no new work, lets running jobs finish for
-    --grace seconds, then stops the rest and closes them as failed ("executor shut down").
+    With COLONIES_COLONY_PRVKEY the executor registers and approves itself under a key kept in
+    its --fs-dir (the same identity after a restart, so it adopts its running jobs) and
+    removes itself when it stops with nothing left running; otherwise COLONIES_PRVKEY must be
+    the key of an executor the colony owner registered. On SIGTERM it takes no new work. Jobs
+    of a scheduler (Slurm, Kubernetes) are left running for the next start to adopt; other jobs
+    may finish for --grace seconds, then are stopped, their results uploaded, and closed as
+    failed.
     """
-    from pollinator_core.colonies import crypto
     from pollinator_core.colonies.client import ColoniesClient
     from pollinator_core.colonies.config import ClientConfig, ConfigError
     from pollinator_core.errors import InfraError, UsageError
-    from pollinator_core.executor.loop import RUNTIME_ENV, Executor, ExecutorSettings
-    from pollinator_core.executor.setup import register_executor
+    from pollinator_core.executor.loop import Executor, ExecutorSettings
+    from pollinator_core.executor.setup import executor_key, register_executor
     from pollinator_core.executor.staging import CfsStager
     from pollinator_core.plugins.manager import hooks, open_storage
 
     config = ClientConfig.from_env()
     if not config.colony_name:
         raise ConfigError("COLONIES_COLONY_NAME is not set: which colony should it serve?")
-    factories = hooks().executor_factories()
-    if executor_type not in factories:
-        known = ", ".join(sorted(factories)) or "none"
+    from pollinator_core.plugins.settings import parse_options
+
+    kinds = hooks().executor_types()
+    if executor_type not in kinds:
+        known = ", ".join(sorted(kinds)) or "none"
         raise UsageError(f"no plugin runs executor type {executor_type!r} (installed: {known})")
+    kind = kinds[executor_type]
+    values = parse_options(settings, section=kind.settings or executor_type).get(
+        kind.settings or executor_type, {}
+    )
+    if runtime:
+        values["runtime"] = runtime
+    if not kind.settings and values:
+        raise UsageError(f"executor type {executor_type!r} has no settings (-s {settings[0]}).")
+    loaded = hooks().settings()[kind.settings].load(None, values) if kind.settings else None
     name = name or f"{socket.gethostname()}-{executor_type}"
     # Everything that can be checked locally is, before the executor registers: a bad setting
     # must not leave a registered executor behind that never takes a job.
     fs_root = _usable_dir(fs_dir or Path.home() / ".cache" / "pollinator" / "executor" / name)
     storage = open_storage(storage_url or None)
-    if runtime:
-        os.environ[RUNTIME_ENV] = runtime
-    backend = factories[executor_type]()
+    backend = kind.factory(loaded)
     base = ColoniesClient(config)
     owner = base.with_key(config.colony_prvkey) if config.colony_prvkey else None
-    client = base.with_key(crypto.generate_private_key()) if owner else base
+    client = base.with_key(executor_key(fs_root)) if owner else base
     if owner is not None:
         register_executor(owner, client, config.colony_name, name, location)
-    settings = ExecutorSettings(
+    executor_settings = ExecutorSettings(
         name=name, colony=config.colony_name, fs_dir=fs_root, max_jobs=max_jobs
     )
     stager = CfsStager(client, config.colony_name, storage)
-    daemon = Executor(client, backend, stager, settings)
-    if owner is None:
-        daemon.close_orphans()
+    daemon = Executor(client, backend, stager, executor_settings)
+    adopted = daemon.adopt()
+    if adopted:
+        click.echo(f"pollinator: took back {adopted} running process(es)", err=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     serving = threading.Thread(target=daemon.serve, name="executor", daemon=True)
     serving.start()
-    used = getattr(backend, "runtime", executor_type)
+    used = backend.describe()
     click.echo(
         f"pollinator: executor {name} ({used}) serving colony {config.colony_name} at "
         f"{config.address}, up to {max_jobs} job{'s' if max_jobs > 1 else ''} at once",
@@ -139,7 +162,14 @@ def start(
     daemon.shutdown(grace)
     serving.join(config.timeout)
     backend.close()
-    if owner is not None:
+    if daemon.left_running:
+        # Removing the record would make the server requeue the jobs still running.
+        click.echo(
+            f"pollinator: {daemon.left_running} job(s) left running; start the executor again "
+            "with the same --name and --fs-dir to take them back",
+            err=True,
+        )
+    elif owner is not None:
         _unregister(owner, client, config.colony_name, name)
     base.close()
     if daemon.fatal is not None:

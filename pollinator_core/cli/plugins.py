@@ -13,9 +13,11 @@ from pollinator_core.plugins.manager import PLUGINS_ENV, hooks
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def plugins(as_json: bool) -> None:
-    """List the installed plugins, their versions and the hooks each implements.
+    """List the installed plugins: version, hooks, backends, executor types, storage schemes
+    and settings (with their defaults).
 
-    Built-in backends are plugins too. Set POLLINATOR_PLUGINS=a,b to load only some.
+    Built-in backends are plugins too and always load; POLLINATOR_PLUGINS=a,b loads only those
+    third-party plugins (empty: none).
     """
     infos = hooks().plugin_info()
     if as_json:
@@ -24,9 +26,18 @@ def plugins(as_json: bool) -> None:
     if not infos:
         click.echo(f"No plugins loaded ({PLUGINS_ENV} may exclude them).")
         return
-    rows = [("NAME", "DISTRIBUTION", "VERSION", "HOOKS")]
-    rows += [(i.name, i.distribution, i.version, ", ".join(i.hooks)) for i in infos]
-    widths = [max(len(row[col]) for row in rows) for col in range(3)]
-    for row in rows:
-        cells = [row[col].ljust(widths[col]) for col in range(3)]
-        click.echo("  ".join([*cells, row[3]]).rstrip())
+    for info in infos:
+        origin = f"{info.distribution} {info.version}" if info.distribution else "in-process"
+        click.echo(f"{info.name} ({origin}, module {info.module})")
+        click.echo(f"  hooks: {', '.join(info.hooks) or 'none'}")
+        for label, names in (
+            ("backends", info.backends),
+            ("executor types", info.executor_types),
+            ("storage schemes", info.storage_schemes),
+        ):
+            if names:
+                click.echo(f"  {label}: {', '.join(names)}")
+        for section, rows in info.settings.items():
+            click.echo(f"  settings ({section}: in project.yaml, -s {section}.KEY=VALUE):")
+            for key, default, help in rows:
+                click.echo(f"    {key} = {default}  {help}")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import click
 
 from pollinator_core.cli.context import load
-from pollinator_core.colonies.models import dumps
+from pollinator_core.colonies.models import FunctionSpec, dumps, to_dict
 from pollinator_core.errors import ProjectError, UsageError
+from pollinator_core.plugins.backend import Backend
 from pollinator_core.project.loader import Project
 from pollinator_core.runs.submit import final_function_spec
 
 SNAPSHOT_PLACEHOLDER = "<snapshot-id>"
+PROCESS_PLACEHOLDER = "<process-id>"
 COLONY_PLACEHOLDER = "<colony-name>"
 
 
@@ -40,8 +43,23 @@ COLONY_PLACEHOLDER = "<colony-name>"
 @click.option(
     "--runtime",
     type=click.Choice(["auto", "docker", "process"]),
-    help="Local backends: run jobs in Docker or as host processes. Default: project.yaml's "
-    "local.runtime (auto: Docker when an engine answers).",
+    help="Short for -s local.runtime=...: the local backend runs jobs in Docker or as host "
+    "processes (auto: Docker when an engine answers).",
+)
+@click.option(
+    "-s",
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="A plugin setting for this run, as in project.yaml's section (-s slurm.qos=long). "
+    "Repeatable. `pollinator plugins` lists them.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="With --dry-run: print one JSON object, {spec, rendered}, instead of text.",
 )
 @click.pass_context
 def run(
@@ -51,6 +69,8 @@ def run(
     follow: bool,
     cancel_on_interrupt: bool,
     runtime: str | None,
+    settings: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Sync the project, submit it, follow its output and fetch its results.
 
@@ -60,20 +80,34 @@ def run(
     misconfigured; 130 interrupted. Ctrl-C while following detaches: the job goes on, and the
     command says how to re-attach or cancel it.
     """
+    from pollinator_core.plugins.settings import parse_options
+    from pollinator_core.runs.backends import default_backend, get_backend
+
     project = load(ctx)
+    options = parse_options(settings)
+    if runtime:
+        options.setdefault("local", {})["runtime"] = runtime
+    check_options(options)
+    chosen = get_backend(backend or default_backend(project))
     if dry_run:
         colony = os.environ.get("COLONIES_COLONY_NAME") or COLONY_PLACEHOLDER
-        click.echo(dumps(final_function_spec(project, SNAPSHOT_PLACEHOLDER, colony), indent=2))
+        spec = final_function_spec(project, SNAPSHOT_PLACEHOLDER, colony)
+        artefacts = rendered(project, chosen, spec, options)
+        if as_json:
+            click.echo(json.dumps({"spec": to_dict(spec), "rendered": artefacts}, indent=2))
+            return
+        click.echo(dumps(spec, indent=2))
+        for name, text in artefacts.items():
+            click.echo(f"\n# --- {name}: what the {chosen.name} backend's executor would run ---")
+            click.echo(text, nl=not text.endswith("\n"))
         return
     if cancel_on_interrupt and not follow:
         raise UsageError("--cancel-on-interrupt only applies with --follow.")
     from pollinator_core.cli.session import Session, watch
-    from pollinator_core.runs.backends import default_backend, get_backend
     from pollinator_core.runs.submit import submit_run
 
-    chosen = get_backend(backend or default_backend(project))
     check_sources(project)
-    conn = chosen.connect(project, runtime=runtime or project.local.runtime)
+    conn = chosen.connect(project, options)
     session = Session(project, conn)
     try:
         conn.storage  # noqa: B018 -- misconfigured storage stops the run before it starts
@@ -106,3 +140,43 @@ def check_sources(project: Project) -> None:
             f"{project.path}: environment.source is {source!r}, but cfs/src/{source} is not a "
             'file. Create it, or name the file to run (or "" to run cmd alone).'
         )
+
+
+def check_options(options: dict[str, dict[str, str]]) -> None:
+    """Every ``-s`` names a known section and setting, with a valid value."""
+    from pollinator_core.plugins.manager import hooks
+
+    sections = hooks().settings()
+    for name, values in options.items():
+        if name not in sections:
+            known = ", ".join(sorted(sections)) or "none"
+            raise UsageError(
+                f"-s {name}.*: no plugin has a settings section {name!r} (known: {known})."
+            )
+        sections[name].load(None, values, env={})
+
+
+def rendered(
+    project: Project, backend: Backend, spec: FunctionSpec, options: dict[str, dict[str, str]]
+) -> dict[str, str]:
+    """What the executor of a local-type backend would run (script, manifest, command), for
+    the dry run: nothing is connected to or written."""
+    from pathlib import Path
+
+    from pollinator_core.colonies.models import Process
+    from pollinator_core.executor.translate import job_from_process
+    from pollinator_core.plugins.manager import hooks
+    from pollinator_core.runs.backends import LocalBackend
+
+    if not isinstance(backend, LocalBackend):
+        return {}
+    kind = hooks().executor_types()[backend.executor_type]
+    if kind.render is None:
+        return {}
+    settings = None
+    if kind.settings:
+        section = hooks().settings()[kind.settings]
+        settings = section.load(project.sections.get(kind.settings), options.get(kind.settings))
+    process = Process(processid=PROCESS_PLACEHOLDER, spec=spec)
+    job = job_from_process(process, Path("<executor-fs-dir>") / PROCESS_PLACEHOLDER)
+    return kind.render(settings, job)

@@ -379,7 +379,12 @@ class ColoniesClient:
     # --- executors -----------------------------------------------------------------------
 
     def add_executor(self, executor: Executor) -> Executor:
-        data = self._call("addexecutormsg", {"executor": to_dict(executor)}, safe=False)
+        record = to_dict(executor)
+        # Their shape changed at colonies v1.9.6 (objects, then lists): without them, servers
+        # of both shapes take the record.
+        for key in ("capabilities", "location"):
+            record.pop(key, None)
+        data = self._call("addexecutormsg", {"executor": record}, safe=False)
         return from_dict(Executor, data)
 
     def _executor_call(self, msgtype: str, colony: str, name: str) -> Any:
@@ -433,6 +438,17 @@ class ColoniesClient:
                 return None
             raise
         return from_dict(Process, data)
+
+    def heartbeat(self, colony: str) -> Process | None:
+        """Tell the server this executor is alive without taking work.
+
+        The official server marks an executor alive only when it calls assign, and removes one
+        not heard from for its stale-executor window (600 s by default), putting its running
+        processes back in the queue. A busy executor therefore sends a one-shot assign whose
+        available cpu, -1 millicores, no process can fit (``CPU <= -1``): the server marks it
+        alive and answers "no process". None, then; a process only if a server ignores cpu.
+        """
+        return self.assign(colony, -1, cpu="-1m")
 
     def close_successful(self, process_id: str, out: list[Any] | None = None) -> None:
         body = {"processid": process_id, "out": out or []}

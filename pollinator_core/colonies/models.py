@@ -222,6 +222,16 @@ class Location:
     desc: str = ""
 
 
+def _entries(value: Any) -> list[dict[str, Any]]:
+    """``capabilities.hardware``/``software``: one object up to colonies v1.9.4, a list of them
+    from v1.9.6; read either as a list."""
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return value
+    raise TypeError(f"expected an object or a list of objects, got {type(value).__name__}")
+
+
 @attrs.define
 class Capabilities:
     hardware: list[dict[str, Any]] = attrs.Factory(list)
@@ -370,6 +380,18 @@ def _loose_str(value: Any, _: type[Any]) -> str:
 
 
 converter.register_structure_hook(str, _loose_str)
+
+
+def _capabilities(data: Any, _: type[Any]) -> Capabilities:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"expected a JSON object for Capabilities, got {type(data).__name__}")
+    values = {str(k).lower(): v for k, v in data.items() if v is not None}
+    return Capabilities(
+        hardware=_entries(values.get("hardware", [])), software=_entries(values.get("software", []))
+    )
+
+
+converter.register_structure_hook(Capabilities, _capabilities)
 
 
 def to_dict(obj: Any) -> Any:

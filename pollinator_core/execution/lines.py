@@ -35,6 +35,11 @@ class LineAssembler:
         self._max_line = max_line
         self._pending = b""
 
+    @property
+    def pending(self) -> int:
+        """Bytes held back: the start of a line whose end has not arrived."""
+        return len(self._pending)
+
     def feed(self, chunk: bytes) -> list[str]:
         data = self._pending + chunk
         lines: list[str] = []

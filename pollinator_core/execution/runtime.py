@@ -1,113 +1,107 @@
-"""What an execution plugin receives and returns: a backend-neutral job and its status.
+"""The interface every runtime implements: start a job, report its state, stream its output,
+stop it, find it again.
 
-The core's executor loop turns an assigned Colonies process into a :class:`Job` (paths already
-synced onto the executor's storage), hands it to an :class:`ExecutionBackend`, streams what
-:meth:`ExecutionBackend.logs` yields into the process log and closes the process from the final
-:class:`JobStatus`. A plugin only translates a Job into its world: a container, an sbatch script,
-a Kubernetes Job.
+The contract, which the executor loop relies on and the conformance suite in
+``pollinator_core.testing`` checks:
+
+- **submit** starts the job and returns an opaque handle. ``InfraError``: the runtime itself is
+  unreachable (engine down, scheduler not answering); the loop keeps the process, backs off and
+  tries again. ``JobFailed``: this job cannot run (bad image, a refused option); the process is
+  failed with that message.
+- **walltime** is the runtime's to enforce, from the job's start (Slurm ``--time``, Kubernetes
+  ``activeDeadlineSeconds``, a timer for containers and processes), ending the job with
+  reason ``walltime``. The loop only guards the server's own deadline.
+- **logs** yields the job's output as ``bytes`` (chunks may split lines anywhere), and the
+  runtime's own notices as ``str`` lines (``pending: waiting for resources``), until the job
+  has ended *and* everything it wrote has been yielded; ``offset`` skips that many bytes of
+  output already forwarded (an executor adopting a job it followed before). Never ends early
+  on a dropped stream.
+- **status** is cheap (a cached answer is fine; batch runtimes poll all jobs in one call) and,
+  once the job ended, carries its :class:`~pollinator_core.execution.termination.Termination`.
+  A job the runtime cannot see is never reported successful.
+- **cancel** stops the job (TERM, a grace, then KILL) and is idempotent; the final status then
+  carries the given termination with the exit code the job really had.
+- **find** returns the handle of an external job for this process, running or ended, for
+  runtimes whose jobs outlive the executor (``detached``); the loop calls it before every
+  submit, so a process is never submitted twice, and at start to adopt its running jobs.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from typing import ClassVar
 
 import attrs
+
+from pollinator_core.execution.job import Job
+from pollinator_core.execution.termination import Termination
 
 
 class JobState(enum.Enum):
     PENDING = "pending"
     RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
-
-
-@attrs.frozen
-class Mount:
-    """A host directory made visible to the job at ``target``."""
-
-    source: str
-    target: str
-    read_only: bool = False
-
-
-@attrs.frozen
-class Job:
-    """One process to run, in terms every backend understands.
-
-    ``command`` is the user's command line (``cmd`` + ``args``), run by ``sh -c`` after
-    ``init_command`` (when set) has succeeded. ``cpu_millis``/``mem_bytes`` of 0 mean "no limit";
-    ``walltime`` of 0 means none.
-    """
-
-    process_id: str
-    image: str
-    command: str
-    init_command: str = ""
-    env: Mapping[str, str] = attrs.field(factory=dict)
-    mounts: tuple[Mount, ...] = ()
-    workdir: str = ""
-    cpu_millis: int = 0
-    mem_bytes: int = 0
-    gpu_count: int = 0
-    gpu_name: str = ""
-    nodes: int = 1
-    processes_per_node: int = 1
-    walltime: int = 0
-    rebuild_image: bool = False
-    build_context: str = ""  # a directory with a Dockerfile, for rebuild_image
+    ENDED = "ended"
 
 
 @attrs.frozen
 class JobStatus:
+    """A job's state; ``termination`` once it ended, ``waiting`` why it is still pending."""
+
     state: JobState
-    exit_code: int | None = None
-    reason: str = ""  # why it ended, for the process's errors: "OOM killed", "walltime exceeded"
+    termination: Termination | None = None
+    waiting: str = ""
+
+    @classmethod
+    def ended(cls, termination: Termination) -> JobStatus:
+        return cls(JobState.ENDED, termination)
+
+    @property
+    def finished(self) -> bool:
+        return self.state is JobState.ENDED
 
 
-class ExecutionBackend(abc.ABC):
-    """One way to run jobs, registered by executor type (``docker``, ``slurm``, ``k8s`` ...).
+class Runtime(abc.ABC):
+    """One way to run jobs, registered under an executor type (``docker``, ``slurm``, ``k8s``).
 
-    Methods may block; the executor loop calls each job's methods from its own thread. Handles
-    are opaque strings chosen by the backend (a container id, a Slurm job id).
+    Methods may block; the loop calls each job's methods from that job's own thread.
     """
 
-    #: the executor type this backend serves, as in ``pollinator executor start --type``
-    type: str = ""
+    #: the executor type this runtime serves, as in ``pollinator executor start --type``
+    type: ClassVar[str] = ""
+    #: True when jobs go on without the executor (a scheduler or an engine keeps them): the
+    #: loop then leaves them running when it stops, and adopts them when it starts again
+    detached: ClassVar[bool] = False
 
-    def render(self, job: Job) -> dict[str, str]:
-        """The artefacts a dry run shows (file name -> text), such as an sbatch script."""
-        return {}
+    def describe(self) -> str:
+        """What runs the jobs, in a few words, for the executor's start line."""
+        return self.type
 
     @abc.abstractmethod
     def submit(self, job: Job) -> str:
-        """Start the job and return its handle. Raise ``InfraError`` when the backend is down."""
+        """Start the job; its handle."""
 
     @abc.abstractmethod
     def status(self, handle: str) -> JobStatus:
-        """The job's current state; a finished state carries the exit code and reason."""
+        """The job's current state."""
 
     @abc.abstractmethod
-    def logs(self, handle: str) -> Iterator[bytes]:
-        """Yield the job's output (stdout and stderr) as it appears, until the job ends.
-
-        Chunks may split lines or UTF-8 characters anywhere: the core reassembles lines.
-        """
+    def logs(self, handle: str, offset: int = 0) -> Iterator[bytes | str]:
+        """Output bytes and notice lines until the job ended and all output was yielded."""
 
     @abc.abstractmethod
-    def cancel(self, handle: str, reason: str) -> None:
-        """Stop the job (cancelled, or walltime/maxexectime expired). Must be idempotent."""
+    def cancel(self, handle: str, why: Termination) -> None:
+        """Stop the job; its final status carries ``why``. Idempotent."""
+
+    def find(self, job: Job) -> str | None:
+        """The handle of this job's external job if one exists (running or ended)."""
+        return None
 
     def cleanup(self, handle: str) -> None:
         """Release what the job left behind (containers, scripts). Called once, at the end."""
         return None
 
     def close(self) -> None:
-        """Release the backend's own resources when the executor stops."""
+        """Release the runtime's own resources when the executor stops."""
         return None

@@ -1,9 +1,13 @@
-"""Translate an assigned Colonies process into the backend-neutral :class:`Job`.
+"""Translate an assigned Colonies process into the runtime-neutral :class:`Job`.
 
 The kwargs are the official executors' (``cmd``, ``args``, ``docker-image``, ``init-cmd``,
-``rebuild-image``). Unlike them, an argument that is not a string does not crash the executor: it
-is passed as its JSON text (``3``, ``true``, ``{"a": 1}``). ``cmd`` is shell text, as in the
-official executors; each argument is shell-quoted, so an argument is always one argument.
+``rebuild-image``), plus Pollinator's ``walltime``: the job's own limit, counted from its start,
+where ``conditions.walltime`` (= maxexectime) also covers staging and a scheduler's queue (see
+the README, "Time limits"). A spec without it (the original's, pycolonies') uses the
+conditions' walltime. Unlike the official executors, an argument that is not a string does
+not crash the executor: it is passed as its JSON text (``3``, ``true``, ``{"a": 1}``).
+``cmd`` is shell text, as in the official executors; each argument is shell-quoted, so an
+argument is always one argument.
 """
 
 from __future__ import annotations
@@ -15,16 +19,9 @@ from typing import Any
 
 from pollinator_core.colonies.models import FunctionSpec, Process
 from pollinator_core.errors import JobFailed
-from pollinator_core.execution.runtime import Job, Mount
+from pollinator_core.execution.job import Job, Mount
 from pollinator_core.project import units
-
-FUNCNAME = "execute"
-PROCESS_ID = "{processid}"
-
-
-def substitute(text: str, process_id: str) -> str:
-    """``{processid}`` in a path, label or argument replaced by the process's ID."""
-    return text.replace(PROCESS_ID, process_id)
+from pollinator_core.project.funcspec import FUNCNAME, STAGE_FUNCNAME, substitute
 
 
 def host_path(root: Path, spec_dir: str) -> Path:
@@ -71,8 +68,11 @@ def job_from_process(process: Process, root: Path) -> Job:
     """
     spec = process.spec
     pid = process.processid
-    if spec.funcname != FUNCNAME:
-        raise JobFailed(f"unsupported funcname {spec.funcname!r}: this executor runs {FUNCNAME!r}")
+    if spec.funcname not in (FUNCNAME, STAGE_FUNCNAME):
+        raise JobFailed(
+            f"unsupported funcname {spec.funcname!r}: this executor runs {FUNCNAME!r} "
+            f"and stages data for {STAGE_FUNCNAME!r}"
+        )
     kwargs = spec.kwargs
     raw_args = kwargs.get("args") or []
     if not isinstance(raw_args, list):
@@ -100,7 +100,15 @@ def job_from_process(process: Process, root: Path) -> Job:
         gpu_name=gpu.name,
         nodes=max(spec.conditions.nodes, 1),
         processes_per_node=max(spec.conditions.processespernode, 1),
-        walltime=max(spec.conditions.walltime, 0),
+        walltime=_walltime(spec),
         rebuild_image=_flag(kwargs.get("rebuild-image")),
         build_context=str(host_path(root, snapshot_dir)) if mount and snapshot_dir else "",
     )
+
+
+def _walltime(spec: FunctionSpec) -> int:
+    value = spec.kwargs.get("walltime")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        limit = spec.conditions.walltime
+        return min(value, limit) if limit > 0 else value
+    return max(spec.conditions.walltime, 0)

@@ -8,7 +8,7 @@ follow, pull) is the same code for every backend.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -54,8 +54,12 @@ class Backend(abc.ABC):
     help: str = ""
 
     @abc.abstractmethod
-    def connect(self, project: Project, *, runtime: str | None = None) -> Connection:
+    def connect(
+        self, project: Project, options: Mapping[str, Mapping[str, str]] | None = None
+    ) -> Connection:
         """Connect for ``project``; raise InfraError (exit 3) when that is not possible.
 
-        ``runtime`` is ``--runtime`` for backends that run jobs locally (others ignore it).
+        ``options`` are the command line's plugin settings by section (``-s slurm.qos=long``,
+        ``--runtime``), for backends that run jobs themselves; None: whatever is running will
+        do (``logs``, ``cancel``, ``status`` only talk to it).
         """

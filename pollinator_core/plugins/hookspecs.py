@@ -5,8 +5,7 @@ decorated with :data:`hookimpl` and named as below. Built-in backends are plugin
 
 Example (a storage plugin)::
 
-    from pollinator_core.plugins.hookspecs import hookimpl
-    from pollinator_core.storage.location import StorageLocation
+    from pollinator_core.api import StorageLocation, hookimpl
 
     @hookimpl
     def pollinator_storage(url):
@@ -19,14 +18,15 @@ Example (a storage plugin)::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
     from pollinator_core.colonies.models import FunctionSpec
-    from pollinator_core.execution.runtime import ExecutionBackend
     from pollinator_core.plugins.backend import Backend
+    from pollinator_core.plugins.executors import ExecutorType
+    from pollinator_core.plugins.settings import SettingsSection
     from pollinator_core.project.loader import Project
     from pollinator_core.storage.location import StorageLocation
 
@@ -47,6 +47,16 @@ def pollinator_storage(url: str) -> StorageLocation | None:
     libraries inside the function, not at module level. Credentials come from the environment;
     never put them in the returned location's ``root``.
     """
+
+
+@hookspec
+def pollinator_storage_schemes() -> list[str]:
+    """Return the URL schemes your ``pollinator_storage`` handles (``["gcs"]``).
+
+    Only for ``pollinator plugins``, which lists them per plugin; resolving a URL always goes
+    through ``pollinator_storage`` itself.
+    """
+    return []
 
 
 # --- submission ----------------------------------------------------------------------------
@@ -75,12 +85,25 @@ def pollinator_register_backends(register: Callable[[Backend], None]) -> None:
 
 
 @hookspec
-def pollinator_register_executors(
-    register: Callable[[str, Callable[[], ExecutionBackend]], None],
-) -> None:
-    """Call ``register(executor_type, factory)`` for each execution backend this plugin has.
+def pollinator_register_executors(register: Callable[[ExecutorType], None]) -> None:
+    """Call ``register(ExecutorType(name, factory, settings))`` for each runtime you provide.
 
-    ``executor_type`` is what ``pollinator executor start --type`` takes (``docker``, ``slurm``,
-    ``k8s``). ``factory()`` builds the backend when an executor starts, so importing the plugin
-    stays cheap. See ``pollinator_core.execution.runtime.ExecutionBackend`` for what a backend does.
+    ``name`` is what ``pollinator executor start --type`` takes (``docker``, ``slurm``,
+    ``k8s``); ``factory(settings)`` builds the runtime when an executor starts, from the checked
+    settings of the section named ``settings``. See ``pollinator_core.api.Runtime`` for what a
+    runtime does and ``pollinator_core.api.BatchRuntime`` for batch schedulers.
+    """
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+@hookspec
+def pollinator_register_settings(register: Callable[[SettingsSection[Any]], None]) -> None:
+    """Call ``register(SettingsSection(name, schema, help))`` for each settings section.
+
+    ``schema`` is an attrs class whose fields are made with ``setting(default, help)``. Values
+    come from project.yaml's section ``name:``, from ``POLLINATOR_<NAME>_<KEY>`` environment
+    variables and from ``-s KEY=VALUE`` options, checked strictly (an unknown key is an error
+    with a did-you-mean). ``pollinator plugins`` lists them with their defaults and help.
     """

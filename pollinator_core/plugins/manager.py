@@ -2,7 +2,9 @@
 
 Plugins load on the first :func:`hooks` call, not at import, so commands that need none (and
 ``pollinator --help``) never import them. ``POLLINATOR_PLUGINS=a,b`` loads only the named entry
-points (empty: none); ``POLLINATOR_TRACE_HOOKS=1`` prints every hook call to stderr.
+points of third parties (empty: none), while Pollinator's own always load;
+``POLLINATOR_TRACE_HOOKS=1`` prints every hook call to stderr. What a plugin registers is checked
+as it registers, so a mistake is one paragraph naming the plugin, not a traceback later.
 :class:`Hooks` wraps pluggy's untyped calls so that callers are type-checked.
 """
 
@@ -11,9 +13,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 import pluggy
@@ -24,13 +26,17 @@ from pollinator_core.storage.location import StorageLocation, storage_url_from_e
 
 if TYPE_CHECKING:
     from pollinator_core.colonies.models import FunctionSpec
-    from pollinator_core.execution.runtime import ExecutionBackend
     from pollinator_core.plugins.backend import Backend
+    from pollinator_core.plugins.executors import ExecutorType
+    from pollinator_core.plugins.settings import SettingsSection
     from pollinator_core.project.loader import Project
 
 ENTRY_POINT_GROUP = "pollinator"
 PLUGINS_ENV = "POLLINATOR_PLUGINS"
 TRACE_ENV = "POLLINATOR_TRACE_HOOKS"
+#: the distribution whose plugins always load: Pollinator's own
+BUILTIN_DISTRIBUTION = "pollinator"
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -40,6 +46,11 @@ class PluginInfo:
     version: str
     module: str
     hooks: tuple[str, ...]
+    backends: tuple[str, ...] = ()
+    executor_types: tuple[str, ...] = ()
+    storage_schemes: tuple[str, ...] = ()
+    #: section name -> (key, default, help) for each setting
+    settings: dict[str, list[tuple[str, str, str]]] = attrs.Factory(dict)
 
 
 class Hooks:
@@ -59,26 +70,88 @@ class Hooks:
 
     def backends(self) -> dict[str, Backend]:
         """Every ``--backend`` choice, by name."""
-        found: dict[str, Backend] = {}
+        from pollinator_core.plugins.backend import Backend
 
-        def register(backend: Backend) -> None:
-            _add(found, backend.name, backend, "backend")
+        return self._collect("pollinator_register_backends", Backend, "backend")  # type: ignore[type-abstract]
 
-        self.pm.hook.pollinator_register_backends(register=register)
+    def executor_types(self) -> dict[str, ExecutorType]:
+        """Every executor type (``docker``, ``slurm``, ``k8s`` ...), by name."""
+        from pollinator_core.plugins.executors import ExecutorType
+
+        return self._collect("pollinator_register_executors", ExecutorType, "executor type")
+
+    def settings(self) -> dict[str, SettingsSection[Any]]:
+        """Every plugin settings section (``local``, ``slurm`` ...), by name."""
+        from pollinator_core.plugins.settings import SettingsSection
+
+        return self._collect("pollinator_register_settings", SettingsSection, "settings section")
+
+    def storage_schemes(self) -> dict[str, list[str]]:
+        """The URL schemes each plugin's storage handles, by plugin."""
+        found: dict[str, list[str]] = {}
+        for impl in self.pm.hook.pollinator_storage_schemes.get_hookimpls():
+            schemes = impl.function()
+            if not isinstance(schemes, list | tuple) or not all(
+                isinstance(s, str) for s in schemes
+            ):
+                raise InfraError(
+                    f"The plugin {impl.plugin_name!r} "
+                    f"({_origin(self._sources.get(impl.plugin_name))}) returned {schemes!r} "
+                    "from pollinator_storage_schemes, which must be a list of scheme names. "
+                    "Upgrade or uninstall that plugin."
+                )
+            found[impl.plugin_name] = list(schemes)
         return found
 
-    def executor_factories(self) -> dict[str, Callable[[], ExecutionBackend]]:
-        """A factory per executor type (``docker``, ``slurm``, ``k8s`` ...)."""
-        found: dict[str, Callable[[], ExecutionBackend]] = {}
+    def _collect(
+        self, hook: str, kind: type[T], what: str, owners: dict[str, str] | None = None
+    ) -> dict[str, T]:
+        """Call ``hook`` on each plugin on its own, so that what it registers is checked at
+        once and a mistake names the plugin (and its distribution) that made it. ``owners``
+        collects which plugin registered each name."""
+        found: dict[str, T] = {}
+        owners = {} if owners is None else owners
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            plugin = impl.plugin_name
 
-        def register(executor_type: str, factory: Callable[[], ExecutionBackend]) -> None:
-            _add(found, executor_type, factory, "executor type")
+            def register(item: object, plugin: str = plugin) -> None:
+                if not isinstance(item, kind):
+                    raise InfraError(
+                        f"The plugin {plugin!r} ({_origin(self._sources.get(plugin))}) "
+                        f"registered {type(item).__name__} {item!r} through {hook}, which takes "
+                        f"a {kind.__name__}. Upgrade or uninstall that plugin, or leave it out "
+                        f"with {PLUGINS_ENV}."
+                    )
+                name = str(getattr(item, "name", ""))
+                if name in found:
+                    raise InfraError(
+                        f"Two plugins register the {what} {name!r} ({owners[name]!r} and "
+                        f"{plugin!r}). Uninstall one, or load only one of them with "
+                        f"{PLUGINS_ENV} (see `pollinator plugins`)."
+                    )
+                found[name] = item
+                owners[name] = plugin
 
-        self.pm.hook.pollinator_register_executors(register=register)
+            impl.function(register=register)
         return found
 
     def plugin_info(self) -> list[PluginInfo]:
         """What ``pollinator plugins`` shows: each plugin, where it comes from, what it does."""
+        from pollinator_core.plugins.backend import Backend
+        from pollinator_core.plugins.executors import ExecutorType
+        from pollinator_core.plugins.settings import SettingsSection, describe
+
+        by: dict[str, dict[str, str]] = {"backends": {}, "executors": {}, "settings": {}}
+        self._collect("pollinator_register_backends", Backend, "backend", by["backends"])  # type: ignore[type-abstract]
+        self._collect("pollinator_register_executors", ExecutorType, "executor", by["executors"])
+        sections = self._collect(
+            "pollinator_register_settings", SettingsSection, "settings", by["settings"]
+        )
+        schemes = self.storage_schemes()
+
+        def of(kind: str, plugin: str) -> tuple[str, ...]:
+            return tuple(sorted(n for n, owner in by[kind].items() if owner == plugin))
+
         infos = []
         for name, plugin in sorted(self.pm.list_name_plugin()):
             ep = self._sources.get(name)
@@ -91,6 +164,10 @@ class Hooks:
                     version=dist.version if dist else "",
                     module=getattr(plugin, "__name__", type(plugin).__name__),
                     hooks=tuple(sorted(caller.name for caller in callers)),
+                    backends=of("backends", name),
+                    executor_types=of("executors", name),
+                    storage_schemes=tuple(schemes.get(name, ())),
+                    settings={s: describe(sections[s]) for s in of("settings", name)},
                 )
             )
         return infos
@@ -102,19 +179,24 @@ def hooks() -> Hooks:
     return load_plugins(_allowed(os.environ.get(PLUGINS_ENV)))
 
 
-def load_plugins(allowed: frozenset[str] | None = None) -> Hooks:
-    """Load the entry points named in ``allowed`` (None: all) into a new plugin manager."""
+def load_plugins(allowed: frozenset[str] | None = None, *, builtins: bool = True) -> Hooks:
+    """Load Pollinator's own plugins and the third-party entry points named in ``allowed``
+    (None: all of them) into a new plugin manager. ``builtins=False`` leaves Pollinator's own
+    out too: an empty manager, for testing one plugin alone."""
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    if allowed is not None and (missing := allowed - set(entry_points.names)):
+    third_party = {ep.name for ep in entry_points if not _builtin(ep)}
+    if allowed is not None and (missing := allowed - third_party):
         raise UsageError(
-            f"{PLUGINS_ENV} names {', '.join(sorted(missing))}, but no installed plugin has "
-            f"that name. Installed: {', '.join(sorted(entry_points.names)) or 'none'}."
+            f"{PLUGINS_ENV} names {', '.join(sorted(missing))}, but no installed third-party "
+            f"plugin has that name. Installed: {', '.join(sorted(third_party)) or 'none'} "
+            "(the built-in plugins always load)."
         )
     sources: dict[str, metadata.EntryPoint] = {}
     for ep in entry_points:
-        if (allowed is not None and ep.name not in allowed) or pm.has_plugin(ep.name):
+        chosen = builtins if _builtin(ep) else allowed is None or ep.name in allowed
+        if not chosen or pm.has_plugin(ep.name):
             continue  # a name installed twice (say editable and regular): the first one wins
         try:
             pm.register(ep.load(), name=ep.name)
@@ -138,6 +220,10 @@ def load_plugins(allowed: frozenset[str] | None = None) -> Hooks:
     return Hooks(pm, sources)
 
 
+def _builtin(ep: metadata.EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.name == BUILTIN_DISTRIBUTION
+
+
 def _allowed(value: str | None) -> frozenset[str] | None:
     if value is None:
         return None
@@ -149,15 +235,6 @@ def _origin(ep: metadata.EntryPoint | None) -> str:
         return "registered in-process"
     dist = f"distribution {ep.dist.name} {ep.dist.version}" if ep.dist else "distribution unknown"
     return f"module {ep.value}, {dist}"
-
-
-def _add(found: dict[str, Any], name: str, value: object, what: str) -> None:
-    if name in found:
-        raise InfraError(
-            f"Two plugins register the {what} {name!r}. Uninstall one, or load only one of "
-            f"them with {PLUGINS_ENV} (see `pollinator plugins`)."
-        )
-    found[name] = value
 
 
 def _trace_before(

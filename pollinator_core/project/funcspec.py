@@ -24,8 +24,17 @@ from pollinator_core.project import units
 from pollinator_core.project.loader import Project
 
 FUNCNAME = "execute"
+#: the original's data-staging function: the executor syncs the spec's files and closes
+STAGE_FUNCNAME = "sync"
 EXECUTOR_TYPE = "container-executor"
 MOUNT = "/cfs"
+#: executors replace it by the process id in labels, directories and arguments
+PROCESS_ID = "{processid}"
+
+
+def substitute(text: str, process_id: str) -> str:
+    """``{processid}`` in a path, label or argument replaced by the process's ID."""
+    return text.replace(PROCESS_ID, process_id)
 
 
 def build_function_spec(project: Project, snapshot_id: str, colony_name: str) -> FunctionSpec:
@@ -35,6 +44,7 @@ def build_function_spec(project: Project, snapshot_id: str, colony_name: str) ->
     source = project.environment.source
     args = [f"{MOUNT}{src_dir}/{PurePosixPath(source)}"] if source else []
     conditions = project.conditions
+    limit = conditions.walltime + project.maxqueuetime
     return FunctionSpec(
         funcname=FUNCNAME,
         kwargs={
@@ -43,13 +53,17 @@ def build_function_spec(project: Project, snapshot_id: str, colony_name: str) ->
             "docker-image": project.environment.docker,
             "init-cmd": project.environment.init_cmd,
             "rebuild-image": project.environment.rebuild_image,
+            # The job's own limit, from its start; Pollinator's executors read it.
+            "walltime": conditions.walltime,
         },
         priority=project.priority,
         maxwaittime=project.maxwaittime,
-        # The server's clock starts at assignment; the executor stops the job just before it
-        # runs out, so the server never requeues a job a backend is still running (the
-        # original's walltime-1 did: reference bug 10). Official executors require <= walltime.
-        maxexectime=conditions.walltime,
+        # The server's clock starts at assignment, before staging and a scheduler's queue: it
+        # gets maxqueuetime on top of the job's walltime, so a job waiting in a Slurm queue is
+        # not requeued under it (the original's walltime-1 was: reference bug 10). The official
+        # executors require conditions.walltime >= maxexectime, so that carries the sum too;
+        # the job's own limit travels in kwargs["walltime"].
+        maxexectime=limit,
         maxretries=project.maxretries,
         conditions=Conditions(
             colonyname=colony_name,
@@ -60,7 +74,7 @@ def build_function_spec(project: Project, snapshot_id: str, colony_name: str) ->
             processespernode=conditions.processes_per_node,
             mem=units.format_memory(conditions.mem_bytes),
             gpu=Gpu(name=conditions.gpu.name, count=conditions.gpu.count),
-            walltime=conditions.walltime,
+            walltime=limit,
         ),
         label=project.label or project.name,
         fs=Fs(

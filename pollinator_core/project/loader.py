@@ -21,7 +21,6 @@ from pollinator_core.errors import ProjectError
 from pollinator_core.project import units
 
 PROJECT_FILE = "project.yaml"
-RUNTIMES = ("auto", "docker", "process")
 #: set by Pollinator and the executors for every run; a project may not override them
 RESERVED_ENV = ("PROJECT_DIR", "COLONIES_PROCESS_ID")
 
@@ -41,7 +40,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "label",
         "env",
         "backend",
-        "local",
+        "maxqueuetime",
     ),
     "conditions": (
         "executorNames",
@@ -54,7 +53,6 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     ),
     "conditions.gpu": ("count", "name"),
     "environment": ("docker", "rebuildImage", "init-cmd", "cmd", "source"),
-    "local": ("runtime",),
 }
 
 KeyPath = tuple[str | int, ...]  # a key path inside the document: ("conditions", "nodes")
@@ -87,8 +85,17 @@ class ProjectEnvironment:
 
 
 @attrs.frozen
-class LocalSettings:
-    runtime: str = "auto"  # one of RUNTIMES
+class Section:
+    """A plugin's section of project.yaml (``slurm:``), kept as written: the plugin layer checks
+    it against the plugin's declared settings, with the line of each key for its messages."""
+
+    name: str
+    values: Mapping[str, object]
+    file: Path
+    lines: Mapping[str, int] = attrs.field(factory=dict)
+
+    def where(self, key: str) -> str:
+        return f"{self.file} line {self.lines.get(key, 1)}"
 
 
 @attrs.frozen
@@ -105,7 +112,10 @@ class Project:
     label: str | None = None  # the function spec's label; None means the project name
     env: Mapping[str, str] = attrs.field(factory=dict)
     backend: str | None = None  # None: the CLI decides (a configured server, else local)
-    local: LocalSettings = LocalSettings()
+    #: seconds a job may wait at its executor before it starts (staging, a scheduler's queue)
+    maxqueuetime: int = 3600
+    #: plugins' sections (``local:``, ``slurm:``), checked by the plugin layer
+    sections: Mapping[str, Section] = attrs.field(factory=dict)
 
     @property
     def path(self) -> Path:
@@ -139,9 +149,17 @@ class Project:
 # --- finding and reading -------------------------------------------------------------------
 
 
-def load_project(start: Path | None = None, *, directory: Path | None = None) -> Project:
+def load_project(
+    start: Path | None = None,
+    *,
+    directory: Path | None = None,
+    sections: Collection[str] = (),
+) -> Project:
     """Load the project whose project.yaml is in ``directory``, or in ``start`` (default: the
-    current directory) or the nearest parent of it, as git finds its repository."""
+    current directory) or the nearest parent of it, as git finds its repository.
+
+    ``sections`` names the plugins' settings sections project.yaml may hold (``local``,
+    ``slurm``); any other unknown key is an error."""
     if directory is not None:
         path = directory.resolve() / PROJECT_FILE
         _refuse_non_file(path)
@@ -160,7 +178,7 @@ def load_project(start: Path | None = None, *, directory: Path | None = None) ->
         raise ProjectError(
             f"{path} is not UTF-8 text (byte {e.start}). Save it as UTF-8."
         ) from None
-    return parse_project(text, path)
+    return parse_project(text, path, sections)
 
 
 def find_project_file(start: Path) -> Path:
@@ -197,9 +215,9 @@ def _refuse_non_file(path: Path) -> None:
     )
 
 
-def parse_project(text: str, path: Path) -> Project:
+def parse_project(text: str, path: Path, sections: Collection[str] = ()) -> Project:
     """Validate the text of a project.yaml found at ``path`` (which sets the project root)."""
-    reader = _Reader(path)
+    reader = _Reader(path, sections)
     data = reader.parse(text)
     return reader.project(data, path.parent.resolve())
 
@@ -241,9 +259,10 @@ def _quote_hint(key: str, value: object) -> str:
 
 
 class _Reader:
-    def __init__(self, file: Path) -> None:
+    def __init__(self, file: Path, sections: Collection[str] = ()) -> None:
         self.file = file
         self.lines: dict[KeyPath, int] = {}
+        self.plugin_sections = frozenset(sections)
 
     # --- reporting ---
 
@@ -333,6 +352,8 @@ class _Reader:
             what = _dotted(path) or "The top level"
             self.fail(path, f"{what} must be a mapping of keys to values, got {_kind(data)}.")
         allowed = _SECTIONS[_dotted(path)]
+        if not path:
+            allowed = (*allowed, *sorted(self.plugin_sections))
         for key in data:
             if not isinstance(key, str):
                 self.fail(path, f"key {key!r} in {_dotted(path) or 'the top level'} must be text.")
@@ -479,10 +500,6 @@ class _Reader:
                 f"backend must be a backend name such as local, colonies, slurm or k8s, "
                 f"got {_show(backend)}.",
             )
-        local = self.section(top.get("local"), ("local",))
-        runtime = self.string(local, ("local",), "runtime", "auto", required=True)
-        if runtime not in RUNTIMES:
-            self.fail(("local", "runtime"), f"local.runtime must be one of {', '.join(RUNTIMES)}.")
         return Project(
             root=root,
             name=name,
@@ -494,8 +511,29 @@ class _Reader:
             label=label,
             env=self.env(top.get("env")),
             backend=backend,
-            local=LocalSettings(runtime=runtime),
+            maxqueuetime=self.quantity(
+                top, (), "maxqueuetime", 3600, units.parse_duration, positive=True
+            ),
+            sections=self.plugin_section_values(top),
         )
+
+    def plugin_section_values(self, top: dict[str, Any]) -> dict[str, Section]:
+        found = {}
+        for name in sorted(self.plugin_sections & set(top)):
+            values = self.section_mapping(top[name], (name,))
+            lines = {k: self.lines.get((name, k), 1) for k in values}
+            found[name] = Section(name, values, self.file, lines)
+        return found
+
+    def section_mapping(self, data: object, path: KeyPath) -> dict[str, Any]:
+        """A plugin's section: a mapping of text keys (its plugin knows which)."""
+        if data is None:
+            return {}
+        if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+            self.fail(
+                path, f"{_dotted(path)} must be a mapping of setting: value, got {_kind(data)}."
+            )
+        return data
 
     def conditions(self, data: object) -> ProjectConditions:
         path: KeyPath = ("conditions",)

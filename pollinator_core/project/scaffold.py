@@ -49,14 +49,16 @@ def project_name(directory: Path) -> str:
 def render_project_yaml(name: str, executor_names: Sequence[str]) -> str:
     """The commented project.yaml for a new project.
 
-    Without executor names the project targets the local backend, whose first run must work
-    offline, so init-cmd is empty; with names it keeps the original's defaults.
+    No backend is written: the default (colonies when COLONIES_SERVER_HOST is set, else
+    local) follows the user's environment. Without executor names the first run must work
+    offline, on the local backend, so init-cmd is empty; with names it keeps the original's
+    defaults.
     """
     if executor_names:
         backend = "# backend: colonies"
         init_cmd = f"  init-cmd: {ORIGINAL_INIT_CMD}  # runs before cmd, in the job"
     else:
-        backend = "backend: local"
+        backend = "# backend: local"
         init_cmd = (
             "  # Runs before cmd, in the job. Empty so that the first run works offline; the\n"
             f'  # original default was "{ORIGINAL_INIT_CMD}".\n'

@@ -27,9 +27,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from pollinator_simulator.embedded import EmbeddedSimulator
 
     from pollinator_core.colonies.client import ColoniesClient
+    from pollinator_core.execution.runtime import Runtime
 
 log = logging.getLogger("pollinator.local")
 
@@ -72,8 +73,10 @@ class AgentInfo:
     pid: int
     port: int
     executor_type: str
-    runtime: str  # what was asked: auto, docker, process
-    runtime_used: str  # what runs the jobs: docker or process
+    #: the executor type's settings it runs with (JSON values)
+    settings: dict[str, Any]
+    #: what runs the jobs, in words (the runtime's describe())
+    runs_on: str
 
 
 class AgentDir:
@@ -85,6 +88,7 @@ class AgentDir:
         self.storage = path / "storage"
         self.fs_dir = path / "executor"
         self.info_file = path / "agent.json"
+        self.settings_file = path / "settings.json"
         self.log_file = path / "agent.log"
         self._keys_file = path / "keys.json"
         self._alive_lock = path / "agent.lock"
@@ -150,12 +154,16 @@ def agent_dir(project: Project, backend: str) -> AgentDir:
 
 
 def connect_agent(
-    project: Project, backend: str, executor_type: str, runtime: str | None
+    project: Project,
+    backend: str,
+    executor_type: str,
+    options: Mapping[str, Mapping[str, str]] | None,
 ) -> Connection:
     """Connect to the project's agent for ``backend``, starting it when it is not running.
 
-    ``runtime`` None means "any" (lifecycle commands); a run passes its choice, and an idle
-    agent running another choice is restarted with it.
+    The agent runs ``executor_type`` with the settings from project.yaml, the environment and
+    ``options``. ``options`` None means "any agent will do" (lifecycle commands); a run passes
+    its options, and an idle agent running other settings is restarted with them.
     """
     from pollinator_core.colonies.client import ColoniesClient
     from pollinator_core.colonies.config import ClientConfig
@@ -163,38 +171,54 @@ def connect_agent(
 
     where = agent_dir(project, backend)
     keys = where.keys()
-    info = ensure_agent(where, executor_type, runtime, project.local.runtime)
+    settings = resolve_settings(project, executor_type, options or {})
+    info = ensure_agent(where, executor_type, settings, strict=options is not None)
     config = ClientConfig(
         host="127.0.0.1", port=info.port, colony_name=COLONY, prvkey=keys.user, retries=1
     )
-    notice = f"jobs run on {info.runtime_used}"
-    if info.runtime_used == "process":
-        why = "no Docker engine reachable" if info.runtime == "auto" else "--runtime process"
-        notice = f"jobs run as host processes ({why})"
-    elif info.runtime_used == "docker":
-        notice = "jobs run in Docker containers"
-        if info.runtime == "auto":
-            notice += " (as host processes when the engine cannot have a job's image)"
     where.storage.mkdir(parents=True, exist_ok=True)
     return Connection(
-        backend, ColoniesClient(config), COLONY, open_storage(str(where.storage)), notice
+        backend,
+        ColoniesClient(config),
+        COLONY,
+        open_storage(str(where.storage)),
+        f"jobs run as {info.runs_on}",
     )
 
 
+def resolve_settings(
+    project: Project, executor_type: str, options: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any]:
+    """The settings ``executor_type`` gets (as JSON values): defaults, project.yaml, the
+    environment, then ``options``."""
+    import cattrs
+
+    from pollinator_core.plugins.manager import hooks
+
+    kind = hooks().executor_types()[executor_type]
+    if not kind.settings:
+        return {}
+    section = hooks().settings()[kind.settings]
+    loaded = section.load(project.sections.get(section.name), options.get(section.name))
+    values: dict[str, Any] = cattrs.unstructure(loaded)
+    return values
+
+
 def ensure_agent(
-    where: AgentDir, executor_type: str, runtime: str | None, default_runtime: str = "auto"
+    where: AgentDir, executor_type: str, settings: dict[str, Any], *, strict: bool = True
 ) -> AgentInfo:
-    """The running agent, started (with ``runtime``, else ``default_runtime``) if need be."""
+    """The running agent, started with ``settings`` if need be; with ``strict``, one running
+    other settings is restarted when idle."""
     with where.starting():
         info = where.info()
         if info is not None and where.alive():
-            if runtime is None or runtime == info.runtime:
+            if not strict or info.settings == settings:
                 return info
-            _restart_idle_agent(where, info, runtime)
-        return _spawn(where, executor_type, runtime or default_runtime)
+            _restart_idle_agent(where, info, settings)
+        return _spawn(where, executor_type, settings)
 
 
-def _restart_idle_agent(where: AgentDir, info: AgentInfo, runtime: str) -> None:
+def _restart_idle_agent(where: AgentDir, info: AgentInfo, settings: dict[str, Any]) -> None:
     from pollinator_core.colonies.client import ColoniesClient
     from pollinator_core.colonies.config import ClientConfig
     from pollinator_core.colonies.models import ProcessState
@@ -209,18 +233,24 @@ def _restart_idle_agent(where: AgentDir, info: AgentInfo, runtime: str) -> None:
     finally:
         client.close()
     if busy:
+        differ = ", ".join(
+            f"{k}={info.settings.get(k)!r}"
+            for k in sorted(settings)
+            if info.settings.get(k) != settings[k]
+        )
         raise UsageError(
-            f"The local agent runs jobs with runtime {info.runtime_used!r} and has work in "
-            f"progress; wait for it (pollinator ps) or run with --runtime {info.runtime}."
+            f"The local agent runs jobs as {info.runs_on} with other settings ({differ}) and "
+            "has work in progress; wait for it (pollinator ps) or run with the same settings."
         )
     stop_agent(where)
 
 
-def _spawn(where: AgentDir, executor_type: str, runtime: str) -> AgentInfo:
+def _spawn(where: AgentDir, executor_type: str, settings: dict[str, Any]) -> AgentInfo:
     where.path.mkdir(parents=True, exist_ok=True)
+    where.settings_file.write_text(json.dumps(settings))
     with open(where.log_file, "ab") as log_out:
         child = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(where.path), executor_type, runtime],
+            [sys.executable, "-m", __name__, str(where.path), executor_type],
             stdin=subprocess.DEVNULL,
             stdout=log_out,
             stderr=subprocess.STDOUT,
@@ -303,16 +333,16 @@ def _idle_seconds() -> float:
         return DEFAULT_IDLE
 
 
-def run_agent(path: Path, executor_type: str, runtime: str) -> int:
+def run_agent(path: Path, executor_type: str) -> int:
     """The agent process: serve until told to stop or idle for too long."""
     from pollinator_simulator.embedded import EmbeddedSimulator
 
     from pollinator_core.colonies.client import ColoniesClient
     from pollinator_core.colonies.config import ClientConfig
     from pollinator_core.colonies.models import ProcessState
-    from pollinator_core.executor.loop import RUNTIME_ENV, Executor, ExecutorSettings
+    from pollinator_core.executor.loop import Executor, ExecutorSettings
     from pollinator_core.executor.staging import CfsStager
-    from pollinator_core.plugins.manager import hooks, open_storage
+    from pollinator_core.plugins.manager import open_storage
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level="INFO")
     where = AgentDir(path)
@@ -325,25 +355,24 @@ def run_agent(path: Path, executor_type: str, runtime: str) -> int:
         base = ColoniesClient(ClientConfig(host="127.0.0.1", port=server.port, colony_name=COLONY))
         executor_client = base.with_key(keys.executor)
         name = _bootstrap(server, base, keys, executor_type)
-        os.environ[RUNTIME_ENV] = runtime  # read by the docker executor's factory
-        backend = hooks().executor_factories()[executor_type]()
+        settings = json.loads(where.settings_file.read_text())
+        runtime = _make_runtime(executor_type, settings)
         where.storage.mkdir(parents=True, exist_ok=True)
         stager = CfsStager(executor_client, COLONY, open_storage(str(where.storage)))
         # Short long-polls: the agent stops within a second when asked.
-        settings = ExecutorSettings(
+        executor_settings = ExecutorSettings(
             name=name, colony=COLONY, fs_dir=where.fs_dir, max_jobs=4, poll=1.0
         )
-        executor = Executor(executor_client, backend, stager, settings)
-        executor.close_orphans()
+        executor = Executor(executor_client, runtime, stager, executor_settings)
+        executor.adopt()
         serving = threading.Thread(target=executor.serve, name="executor", daemon=True)
         serving.start()
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda *_: stop.set())
-        used = str(getattr(backend, "runtime", executor_type))
-        info = AgentInfo(os.getpid(), server.port, executor_type, runtime, used)
+        info = AgentInfo(os.getpid(), server.port, executor_type, settings, runtime.describe())
         where.info_file.write_text(json.dumps(attrs.asdict(info)))
-        log.info("agent ready on port %d (%s runtime)", server.port, used)
+        log.info("agent ready on port %d (jobs run as %s)", server.port, info.runs_on)
         idle_limit, idle_since = _idle_seconds(), time.monotonic()
         user = base.with_key(keys.user)
         while not stop.wait(1.0):
@@ -360,16 +389,28 @@ def run_agent(path: Path, executor_type: str, runtime: str) -> int:
             where.info_file.unlink()  # new commands start a new agent from here on
         executor.shutdown(STOP_GRACE)
         serving.join(10)
-        backend.close()
+        runtime.close()
         base.close()
         server.stop()
         log.info("agent stopped")
     return 0
 
 
+def _make_runtime(executor_type: str, values: dict[str, Any]) -> Runtime:
+    import cattrs
+
+    from pollinator_core.plugins.manager import hooks
+
+    kind = hooks().executor_types()[executor_type]
+    if not kind.settings:
+        return kind.factory(None)
+    section = hooks().settings()[kind.settings]
+    return kind.factory(cattrs.structure(values, section.schema))
+
+
 def main(argv: list[str]) -> int:
     try:
-        return run_agent(Path(argv[0]), argv[1], argv[2])
+        return run_agent(Path(argv[0]), argv[1])
     except PollinatorError as exc:  # one line the starting command shows to the user
         print(f"{ERROR_PREFIX}{exc}", file=sys.stderr, flush=True)
         return exc.exit_code

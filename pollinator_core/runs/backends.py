@@ -11,6 +11,7 @@ The backends Pollinator itself provides (see ``pollinator_core.plugins.backend``
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pollinator_core.plugins.backend import Backend, Connection
@@ -26,7 +27,9 @@ class ColoniesBackend(Backend):
     name = COLONIES
     help = "A Colonies server from COLONIES_* and AWS_S3_* (as the official tools read them)."
 
-    def connect(self, project: Project, *, runtime: str | None = None) -> Connection:
+    def connect(
+        self, project: Project, options: Mapping[str, Mapping[str, str]] | None = None
+    ) -> Connection:
         from pollinator_core.colonies.client import ColoniesClient
         from pollinator_core.colonies.config import ClientConfig, ConfigError
         from pollinator_core.plugins.manager import open_storage
@@ -47,10 +50,12 @@ class LocalBackend(Backend):
         self.executor_type = executor_type
         self.help = help
 
-    def connect(self, project: Project, *, runtime: str | None = None) -> Connection:
+    def connect(
+        self, project: Project, options: Mapping[str, Mapping[str, str]] | None = None
+    ) -> Connection:
         from pollinator_core.runs.agent import connect_agent
 
-        return connect_agent(project, self.name, self.executor_type, runtime)
+        return connect_agent(project, self.name, self.executor_type, options)
 
 
 def default_backend(project: Project) -> str:

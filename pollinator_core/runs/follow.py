@@ -16,7 +16,7 @@ from typing import TextIO
 
 from pollinator_core.colonies.client import ColoniesClient
 from pollinator_core.colonies.models import Process
-from pollinator_core.execution.termination import TAIL_MARK
+from pollinator_core.execution.termination import RECORD_MARK, TAIL_MARK
 
 #: the most log entries one getlogsmsg returns
 PAGE = 500
@@ -112,7 +112,11 @@ def print_log(client: ColoniesClient, colony: str, process_id: str, out: TextIO)
 def failure_summary(process: Process, *, with_tail: bool) -> str:
     """Why a process failed or was cancelled: its errors, the log tail only when ``with_tail``
     (a follower has shown the output already)."""
-    errors = [e for e in process.errors if with_tail or TAIL_MARK not in e]
+    errors = [
+        e
+        for e in process.errors
+        if (with_tail or TAIL_MARK not in e) and not e.startswith(RECORD_MARK)
+    ]
     head = f"process {process.processid[:12]} {process.state.name}"
     if not errors:
         return head

@@ -22,10 +22,9 @@ import attrs
 
 from pollinator_core.colonies.models import FunctionSpec, Process
 from pollinator_core.errors import UsageError
-from pollinator_core.executor.translate import PROCESS_ID, substitute
 from pollinator_core.plugins.backend import Connection
 from pollinator_core.plugins.manager import hooks
-from pollinator_core.project.funcspec import build_function_spec
+from pollinator_core.project.funcspec import PROCESS_ID, build_function_spec, substitute
 from pollinator_core.project.loader import Project
 from pollinator_core.runs.backends import get_backend
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pollinator_core.colonies.models import FunctionSpec
-from pollinator_core.plugins.hookspecs import hookimpl
-from pollinator_core.project.loader import Project
+from pollinator_core.api import FunctionSpec, Project, hookimpl
 
 ENV_NAME = "EXAMPLE_PLUGIN"
 

@@ -1,50 +1,72 @@
 """Hook implementations of the built-in local_docker plugin.
 
 It registers executor type ``docker`` (a Docker engine, or host processes when none is
-reachable) and the ``--backend local`` choice (an embedded simulator with this executor).
+reachable), the ``--backend local`` choice (an embedded simulator with this executor), and the
+``local`` settings section (project.yaml ``local:``, ``POLLINATOR_LOCAL_*``, ``-s``).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
+from typing import Any
+
+import attrs
 
 from pollinator_core.api import (
+    DEFAULT_KILL_GRACE,
     LOCAL,
     Backend,
-    ExecutionBackend,
+    ExecutorType,
     InfraError,
+    Job,
     LocalBackend,
-    UsageError,
+    Runtime,
+    SettingsSection,
     hookimpl,
+    setting,
 )
 
 RUNTIMES = ("auto", "docker", "process")
 
 
-def make_runtime(runtime: str | None = None) -> ExecutionBackend:
-    """The backend for ``--runtime`` (default: $POLLINATOR_RUNTIME, else ``auto``).
+@attrs.frozen
+class LocalSettings:
+    runtime: str = setting(
+        "auto",
+        "How jobs run: in Docker, as host processes, or auto (Docker when the engine answers "
+        "and has the job's image, host processes otherwise).",
+        choices=RUNTIMES,
+    )
+    kill_grace: float = setting(
+        DEFAULT_KILL_GRACE,
+        "Seconds a stopped job (cancel, walltime) gets between SIGTERM and SIGKILL.",
+    )
+
+
+SETTINGS = SettingsSection(
+    "local", LocalSettings, "The local backend and `pollinator executor start --type docker`."
+)
+
+
+def make_runtime(settings: LocalSettings) -> Runtime:
+    """The runtime for ``settings.runtime``.
 
     ``auto`` uses the Docker engine when one answers and otherwise host processes, saying so in
     one line on stderr; with an engine, a job whose image cannot be had runs as a host process
-    (see auto_backend).
+    (see auto_runtime).
     """
-    from pollinator_core.api import RUNTIME_ENV
+    from .process_runtime import ProcessRuntime
 
-    from .process_backend import ProcessBackend
-
-    choice = runtime or os.environ.get(RUNTIME_ENV) or "auto"
-    if choice not in RUNTIMES:
-        raise UsageError(f"unknown runtime {choice!r}; choose one of {', '.join(RUNTIMES)}")
-    if choice == "process":
-        return ProcessBackend()
-    from .docker_backend import DockerBackend
+    grace = settings.kill_grace
+    if settings.runtime == "process":
+        return ProcessRuntime(grace)
+    from .docker_runtime import DockerRuntime
 
     try:
-        docker = DockerBackend.connect()
+        docker = DockerRuntime.connect(grace)
     except InfraError as exc:
-        if choice == "docker":
+        if settings.runtime == "docker":
             raise InfraError(
                 f"{exc}. Start Docker or point DOCKER_HOST at a running engine, or run jobs as "
                 "host processes (--runtime process)."
@@ -53,19 +75,35 @@ def make_runtime(runtime: str | None = None) -> ExecutionBackend:
             f"pollinator: {exc}; running jobs as host processes instead (--runtime process)",
             file=sys.stderr,
         )
-        return ProcessBackend()
-    if choice == "docker":
+        return ProcessRuntime(grace, why="no Docker engine reachable")
+    if settings.runtime == "docker":
         return docker
-    from .auto_backend import AutoBackend
+    from .auto_runtime import AutoRuntime
 
-    return AutoBackend(docker, ProcessBackend())
+    return AutoRuntime(docker, ProcessRuntime(grace))
+
+
+def render(settings: LocalSettings, job: Job) -> dict[str, str]:
+    """What the dry run shows: the container (or, for runtime process, the host command)."""
+    if settings.runtime == "process":
+        from .process_runtime import render as render_process
+
+        return render_process(job)
+    from .docker_runtime import render as render_container
+
+    return render_container(job)
 
 
 @hookimpl
-def pollinator_register_executors(
-    register: Callable[[str, Callable[[], ExecutionBackend]], None],
-) -> None:
-    register("docker", make_runtime)
+def pollinator_register_settings(register: Callable[[SettingsSection[Any]], None]) -> None:
+    register(SETTINGS)
+
+
+@hookimpl
+def pollinator_register_executors(register: Callable[[ExecutorType], None]) -> None:
+    register(
+        ExecutorType("docker", make_runtime, "local", "Docker containers or host processes", render)
+    )
 
 
 @hookimpl

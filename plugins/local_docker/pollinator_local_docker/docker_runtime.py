@@ -14,9 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pollinator_core.api import InfraError, Job, JobFailed, JobState, JobStatus, format_memory
-
-from .base import DEFAULT_KILL_GRACE, LocalRuntime, job_env, shell_script
+from pollinator_core.api import (
+    DEFAULT_KILL_GRACE,
+    InfraError,
+    Job,
+    JobFailed,
+    JobState,
+    JobStatus,
+    Reason,
+    SupervisedRuntime,
+    Termination,
+    format_memory,
+    job_env,
+    shell_script,
+)
 
 if TYPE_CHECKING:
     import docker
@@ -45,17 +56,17 @@ class ImageUnavailable(JobFailed):
         )
 
 
-class DockerBackend(LocalRuntime):
+class DockerRuntime(SupervisedRuntime):
     """Jobs as containers. Build one with :meth:`connect`, which checks the engine answers."""
 
-    runtime = "docker"
+    type = "docker"
 
     def __init__(self, client: docker.DockerClient, kill_grace: float = DEFAULT_KILL_GRACE) -> None:
         super().__init__(kill_grace)
         self._client = client
 
     @classmethod
-    def connect(cls, kill_grace: float = DEFAULT_KILL_GRACE) -> DockerBackend:
+    def connect(cls, kill_grace: float = DEFAULT_KILL_GRACE) -> DockerRuntime:
         """Connect to the engine named by DOCKER_HOST (default: the local socket)."""
         import docker
 
@@ -66,13 +77,16 @@ class DockerBackend(LocalRuntime):
             raise InfraError(f"no Docker engine at {_engine_address()}: {_explain(exc)}") from exc
         return cls(client, kill_grace)
 
+    def describe(self) -> str:
+        return "Docker containers"
+
     # --- starting ------------------------------------------------------------------------
 
     def submit(self, job: Job) -> str:
         import docker.errors
         import docker.types
 
-        preamble = self._build(job) if job.rebuild_image else self._ensure_image(job.image)
+        notices = self._build(job) if job.rebuild_image else self._ensure_image(job.image)
         name = f"pollinator-{job.process_id}"
         with contextlib.suppress(docker.errors.NotFound):
             # A container left behind by an executor that crashed mid-job holds the name.
@@ -111,10 +125,10 @@ class DockerBackend(LocalRuntime):
         except docker.errors.DockerException as exc:
             raise InfraError(f"lost the Docker engine: {_explain(exc)}") from exc
         handle = str(container.id)
-        self._started(handle, job.walltime, preamble)
+        self._started(handle, job.walltime, notices)
         return handle
 
-    def _ensure_image(self, image: str) -> bytes:
+    def _ensure_image(self, image: str) -> list[str]:
         import docker.errors
         from docker.utils import parse_repository_tag
 
@@ -122,7 +136,7 @@ class DockerBackend(LocalRuntime):
             raise JobFailed("the job names no image (kwargs 'docker-image' is empty)")
         try:
             self._client.images.get(image)
-            return b""
+            return []
         except docker.errors.ImageNotFound:
             pass
         repository, tag = parse_repository_tag(image)
@@ -130,9 +144,9 @@ class DockerBackend(LocalRuntime):
             self._client.images.pull(repository, tag=tag or "latest")
         except docker.errors.DockerException as exc:
             raise ImageUnavailable(image, _explain(exc)) from exc
-        return f"pollinator: pulled image {image}\n".encode()
+        return [f"pollinator: pulled image {image}\n"]
 
-    def _build(self, job: Job) -> bytes:
+    def _build(self, job: Job) -> list[str]:
         """Rebuild ``job.image`` from the Dockerfile in the project's src; return the build log."""
         import docker.errors
 
@@ -151,7 +165,7 @@ class DockerBackend(LocalRuntime):
             raise JobFailed(f"building image {job.image!r} failed: {exc.msg}\n{tail}") from exc
         except docker.errors.APIError as exc:
             raise JobFailed(f"building image {job.image!r} failed: {_explain(exc)}") from exc
-        return "".join(_build_lines(output)).encode()
+        return _build_lines(output)
 
     # --- following -----------------------------------------------------------------------
 
@@ -161,32 +175,33 @@ class DockerBackend(LocalRuntime):
         try:
             info = self._client.api.inspect_container(handle)
         except docker.errors.NotFound:
-            return JobStatus(JobState.FAILED, None, "the job's container disappeared")
+            return JobStatus.ended(
+                Termination(Reason.LOST, detail="the job's container disappeared")
+            )
         state = info["State"]
         if state["Status"] == "created":
             return JobStatus(JobState.PENDING)
         if state["Running"]:
             return JobStatus(JobState.RUNNING)
-        reason = ""
+        oom = ""
         if state.get("OOMKilled"):
             limit = info["HostConfig"].get("Memory") or 0
-            reason = "out of memory: killed by the OOM killer" + (
-                f" (memory limit {format_memory(limit)})" if limit else ""
-            )
-        return self._finished(handle, int(state["ExitCode"]), reason)
+            oom = f"memory limit {format_memory(limit)}" if limit else "the machine's memory"
+        code = int(state["ExitCode"])
+        seen = f"docker: State.ExitCode={code} OOMKilled={bool(state.get('OOMKilled'))}"
+        return self._ended(handle, code, oom=oom, evidence=(seen,))
 
-    def logs(self, handle: str) -> Iterator[bytes]:
+    def logs(self, handle: str, offset: int = 0) -> Iterator[bytes | str]:
         import docker.errors
 
-        preamble = self._take_preamble(handle)
-        if preamble:
-            yield preamble
+        yield from self._take_notices(handle)
         container = self._client.containers.get(handle)
         # Docker keeps the output from the start, so following after start() loses nothing...
         sent, last = 0, b""
         for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
             sent, last = sent + len(chunk), chunk or last
-            yield chunk
+            if sent > offset:
+                yield chunk[max(0, len(chunk) - (sent - offset)) :]
         # ...except that a followed stream ends without the output's last line when that line
         # has no newline (`print(x, end="")` at exit): take it from the stored log.
         if last.endswith(b"\n") or not sent:
@@ -194,8 +209,8 @@ class DockerBackend(LocalRuntime):
                 tail = container.logs(stdout=True, stderr=True, tail=1)
                 if tail and not tail.endswith(b"\n"):
                     stored = container.logs(stdout=True, stderr=True)
-                    if len(stored) > sent:
-                        yield stored[sent:]
+                    if len(stored) > max(sent, offset):
+                        yield stored[max(sent, offset) :]
 
     # --- stopping ------------------------------------------------------------------------
 
@@ -218,4 +233,28 @@ class DockerBackend(LocalRuntime):
 
 
 def _build_lines(log: Any) -> list[str]:
+    """The text lines of a docker build log (its ``stream`` entries)."""
     return [str(entry["stream"]) for entry in log if isinstance(entry, dict) and "stream" in entry]
+
+
+def render(job: Job) -> dict[str, str]:
+    """The container a job gets, as the equivalent ``docker run`` command line."""
+    import shlex
+
+    argv = ["docker", "run", "--rm", "--init", "--name", f"pollinator-{job.process_id}"]
+    for mount in job.mounts:
+        ro = ",readonly" if mount.read_only else ""
+        argv += ["--mount", f"type=bind,source={mount.source},target={mount.target}{ro}"]
+    if job.workdir:
+        argv += ["--workdir", job.workdir]
+    for key, value in job_env(job).items():
+        argv += ["--env", f"{key}={value}"]
+    if job.cpu_millis:
+        argv += ["--cpus", f"{job.cpu_millis / 1000:g}"]
+    if job.mem_bytes:
+        argv += ["--memory", str(job.mem_bytes), "--memory-swap", str(job.mem_bytes)]
+    if job.gpu_count:
+        argv += ["--gpus", str(job.gpu_count)]
+    argv += [job.image, "sh", "-c", "exec 2>&1\n" + shell_script(job)]
+    walltime = f"# stopped after {job.walltime} s (SIGTERM, then SIGKILL)\n" if job.walltime else ""
+    return {"docker-run.sh": walltime + shlex.join(argv) + "\n"}

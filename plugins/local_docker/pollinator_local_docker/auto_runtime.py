@@ -11,29 +11,28 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from pollinator_core.api import ExecutionBackend, Job, JobStatus
+from pollinator_core.api import Job, JobStatus, Runtime, Termination
 
-from .docker_backend import DockerBackend, ImageUnavailable
-from .process_backend import ProcessBackend
+from .docker_runtime import DockerRuntime, ImageUnavailable
+from .process_runtime import ProcessRuntime
 
 
-class AutoBackend(ExecutionBackend):
+class AutoRuntime(Runtime):
     """Routes each job to Docker or to host processes; handles carry the choice as a prefix."""
 
     type = "docker"
-    runtime = "docker"  # what runs jobs when their image is available
 
-    def __init__(self, docker: DockerBackend, process: ProcessBackend) -> None:
-        self._runtimes: dict[str, ExecutionBackend] = {"docker": docker, "process": process}
+    def __init__(self, docker: DockerRuntime, process: ProcessRuntime) -> None:
+        self._runtimes: dict[str, Runtime] = {"docker": docker, "process": process}
         self._lock = threading.Lock()
-        self._notices: dict[str, bytes] = {}
+        self._notices: dict[str, str] = {}
 
-    def _route(self, handle: str) -> tuple[ExecutionBackend, str]:
+    def describe(self) -> str:
+        return "Docker containers (host processes for jobs whose image the engine cannot have)"
+
+    def _route(self, handle: str) -> tuple[Runtime, str]:
         runtime, _, inner = handle.partition(":")
         return self._runtimes[runtime], inner
-
-    def render(self, job: Job) -> dict[str, str]:
-        return self._runtimes["docker"].render(job)
 
     def submit(self, job: Job) -> str:
         try:
@@ -45,24 +44,24 @@ class AutoBackend(ExecutionBackend):
                 f"pulled ({exc.why}); runtime auto runs this job as a host process\n"
             )
             with self._lock:
-                self._notices[handle] = notice.encode()
+                self._notices[handle] = notice
             return handle
 
     def status(self, handle: str) -> JobStatus:
         runtime, inner = self._route(handle)
         return runtime.status(inner)
 
-    def logs(self, handle: str) -> Iterator[bytes]:
+    def logs(self, handle: str, offset: int = 0) -> Iterator[bytes | str]:
         with self._lock:
-            notice = self._notices.pop(handle, b"")
+            notice = self._notices.pop(handle, "")
         if notice:
             yield notice
         runtime, inner = self._route(handle)
-        yield from runtime.logs(inner)
+        yield from runtime.logs(inner, offset)
 
-    def cancel(self, handle: str, reason: str) -> None:
+    def cancel(self, handle: str, why: Termination) -> None:
         runtime, inner = self._route(handle)
-        runtime.cancel(inner, reason)
+        runtime.cancel(inner, why)
 
     def cleanup(self, handle: str) -> None:
         with self._lock:

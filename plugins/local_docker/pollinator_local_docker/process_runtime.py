@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import selectors
 import signal
 import subprocess
@@ -21,59 +20,57 @@ from collections.abc import Iterator
 
 import attrs
 
-from pollinator_core.api import Job, JobState, JobStatus, Mount
+from pollinator_core.api import (
+    DEFAULT_KILL_GRACE,
+    Job,
+    JobState,
+    JobStatus,
+    PathRewriter,
+    SupervisedRuntime,
+    job_env,
+    scrubbed,
+    shell_script,
+)
 
-from .base import DEFAULT_KILL_GRACE, LocalRuntime, job_env, shell_script
-
-# The executor's own credentials must not leak into a job (the Slurm executors scrub them too).
-_PRIVATE_PREFIXES = ("COLONIES_", "AWS_S3_", "AWS_SECRET", "AWS_ACCESS", "EXECUTOR_", "POLLINATOR_")
 _READ_SIZE = 65536
 _DRAIN_WAIT = 0.05
 
 
-class PathRewriter:
-    """Rewrites container paths (mount targets) to the host directories that back them."""
-
-    def __init__(self, mounts: tuple[Mount, ...]) -> None:
-        by_length = sorted(mounts, key=lambda m: len(m.target.rstrip("/")), reverse=True)
-        self._sources = {m.target.rstrip("/"): m.source.rstrip("/") for m in by_length}
-        targets = "|".join(re.escape(t) for t in self._sources if t)
-        # Whole path components only: /cfs and /cfs/x match, /cfsx and /a/cfs do not.
-        self._pattern = re.compile(rf"(?<![\w./-])({targets})(?=/|$|[^\w.-])") if targets else None
-
-    def __call__(self, text: str) -> str:
-        if self._pattern is None:
-            return text
-        return self._pattern.sub(lambda m: self._sources[m.group(1)], text)
-
-
-def _host_env(job_vars: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_PREFIXES)}
-    env.update(job_vars)
-    return env
-
-
-class ProcessBackend(LocalRuntime):
+class ProcessRuntime(SupervisedRuntime):
     """Jobs as ``sh -c`` process groups on this machine; the handle is the group's pid."""
 
-    runtime = "process"
+    type = "docker"
 
-    def __init__(self, kill_grace: float = DEFAULT_KILL_GRACE) -> None:
+    def __init__(self, kill_grace: float = DEFAULT_KILL_GRACE, why: str = "") -> None:
         super().__init__(kill_grace)
+        #: why jobs run as host processes, when it was not asked for (no engine)
+        self.why = why
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
+    def describe(self) -> str:
+        return f"host processes ({self.why})" if self.why else "host processes"
+
+    @staticmethod
+    def _prepared(job: Job) -> tuple[Job, list[str]]:
+        if not job.init_command:
+            return job, []
+        # init-cmd prepares a container image (pip install ...); on the host it would change
+        # the user's own system, so it is skipped, visibly.
+        notice = f"pollinator: process runtime, init-cmd skipped: {job.init_command}\n"
+        return attrs.evolve(job, init_command=""), [notice]
+
+    @staticmethod
+    def _cwd(job: Job, rewrite: PathRewriter) -> str | None:
+        if job.workdir:
+            return rewrite(job.workdir)
+        return job.mounts[0].source if job.mounts else None
+
     def submit(self, job: Job) -> str:
-        preamble = ""
-        if job.init_command:
-            # init-cmd prepares a container image (pip install ...); on the host it would
-            # change the user's own system, so it is skipped, visibly.
-            preamble = f"pollinator: process runtime, init-cmd skipped: {job.init_command}\n"
-            job = attrs.evolve(job, init_command="")
+        job, notices = self._prepared(job)
         rewrite = PathRewriter(job.mounts)
-        env = _host_env({k: rewrite(v) for k, v in job_env(job).items()})
-        cwd = rewrite(job.workdir) if job.workdir else None
-        if cwd is None and job.mounts:
-            cwd = job.mounts[0].source
+        env = scrubbed(os.environ)
+        env.update({k: rewrite(v) for k, v in job_env(job).items()})
+        cwd = self._cwd(job, rewrite)
         proc = subprocess.Popen(
             ["/bin/sh", "-c", rewrite(shell_script(job))],
             cwd=cwd,
@@ -86,7 +83,7 @@ class ProcessBackend(LocalRuntime):
         handle = str(proc.pid)
         with self._lock:
             self._procs[handle] = proc
-        self._started(handle, job.walltime, preamble.encode())
+        self._started(handle, job.walltime, notices)
         return handle
 
     def _proc(self, handle: str) -> subprocess.Popen[bytes]:
@@ -98,14 +95,13 @@ class ProcessBackend(LocalRuntime):
         if code is None:
             return JobStatus(JobState.RUNNING)
         # A shell's convention for "killed by signal N" is 128 + N; Popen says -N.
-        return self._finished(handle, code if code >= 0 else 128 - code, "")
+        return self._ended(handle, code if code >= 0 else 128 - code)
 
-    def logs(self, handle: str) -> Iterator[bytes]:
+    def logs(self, handle: str, offset: int = 0) -> Iterator[bytes | str]:
+        # A host process cannot be adopted: its output is only ever read once, from the start.
         proc = self._proc(handle)
         assert proc.stdout is not None
-        preamble = self._take_preamble(handle)
-        if preamble:
-            yield preamble
+        yield from self._take_notices(handle)
         fd = proc.stdout.fileno()
         leftovers_killed = False
         with selectors.DefaultSelector() as selector:
@@ -141,3 +137,18 @@ class ProcessBackend(LocalRuntime):
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def render(job: Job) -> dict[str, str]:
+    """The command a job runs, as a shell script would run it."""
+    import shlex
+
+    job, notices = ProcessRuntime._prepared(job)
+    rewrite = PathRewriter(job.mounts)
+    lines = [f"# {n.removeprefix('pollinator: ').rstrip()}" for n in notices]
+    cwd = ProcessRuntime._cwd(job, rewrite)
+    if cwd:
+        lines.append(f"cd {shlex.quote(cwd)}")
+    env = [f"{k}={rewrite(v)}" for k, v in job_env(job).items()]
+    lines.append(shlex.join(["env", *env, "/bin/sh", "-c", rewrite(shell_script(job))]))
+    return {"command.sh": "\n".join(lines) + "\n"}

@@ -1,0 +1,79 @@
+"""What every runtime does the same way with a job: the shell text it runs, its environment,
+and container paths rewritten for runtimes that cannot mount.
+
+One semantics for every runtime: ``init-cmd`` runs first in the same shell (so an ``export``
+in it reaches the command), and a failing ``init-cmd`` ends the job with its exit code and a
+line saying so; the official executors run ``init;cmd`` and ignore the failure, which hides a
+broken setup behind a confusing later error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from pollinator_core.execution.job import Job, Mount
+
+#: variables an executor's own environment may hold that must never reach a job: keys,
+#: S3 credentials, the executor's settings
+PRIVATE_PREFIXES = (
+    "COLONIES_",
+    "AWS_",
+    "EXECUTOR_",
+    "POLLINATOR_",
+    "KUBECONFIG",
+)
+#: set by the core in every job; a project cannot override them
+CORE_VARIABLES = ("PROJECT_DIR", "COLONIES_PROCESS_ID")
+
+
+def shell_script(job: Job) -> str:
+    """The ``sh -c`` text: ``init-cmd`` (whose failure ends the job), then the command."""
+    if not job.init_command:
+        return job.command
+    return (
+        f"{{ {job.init_command}\n}}\n"
+        "rc=$?\n"
+        'if [ "$rc" -ne 0 ]; then\n'
+        '  echo "pollinator: init-cmd failed with exit code $rc" >&2\n'
+        '  exit "$rc"\n'
+        "fi\n"
+        f"{job.command}\n"
+    )
+
+
+def job_env(job: Job) -> dict[str, str]:
+    """The job's environment: Python output unbuffered (lines stream as they are printed), then
+    the job's own variables."""
+    env = {"PYTHONUNBUFFERED": "1"}
+    env.update(job.env)
+    return env
+
+
+def is_private(name: str) -> bool:
+    """True for a variable of the executor's that a job must not inherit.
+
+    ``COLONIES_PROCESS_ID`` is the one exception: the core sets it for the job."""
+    return name.startswith(PRIVATE_PREFIXES) and name != "COLONIES_PROCESS_ID"
+
+
+def scrubbed(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without the executor's private variables."""
+    return {k: v for k, v in env.items() if not is_private(k)}
+
+
+class PathRewriter:
+    """Rewrites container paths (mount targets) to the host directories behind them, for
+    runtimes that run the job on the host (no mounts)."""
+
+    def __init__(self, mounts: tuple[Mount, ...]) -> None:
+        by_length = sorted(mounts, key=lambda m: len(m.target.rstrip("/")), reverse=True)
+        self._sources = {m.target.rstrip("/"): m.source.rstrip("/") for m in by_length}
+        targets = "|".join(re.escape(t) for t in self._sources if t)
+        # Whole path components only: /cfs and /cfs/x match, /cfsx and /a/cfs do not.
+        self._pattern = re.compile(rf"(?<![\w./-])({targets})(?=/|$|[^\w.-])") if targets else None
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda m: self._sources[m.group(1)], text)

@@ -96,8 +96,9 @@ db_up() { db_sql <<<'SELECT 1' >/dev/null 2>&1; }
 dbd_up() { sacctmgr -n -P list cluster format=cluster 2>/dev/null | grep -qx "$CLUSTER"; }
 accounting_on() { grep -q '^AccountingStorageType=accounting_storage/slurmdbd' "$SLURM_CONF" 2>/dev/null; }
 
-# SQL on our MariaDB as its root over the private socket (unix-socket authentication, no password).
-db_sql() { mariadb --no-defaults --protocol=socket --socket="$DB_RUN/mysqld.sock" -u root -N "$@"; }
+# SQL from stdin on our MariaDB as its root over the private socket (unix-socket authentication,
+# no password).
+db_sql() { mariadb --no-defaults --protocol=socket --socket="$DB_RUN/mysqld.sock" -u root -N; }
 
 show_log_tail() {
   local f
@@ -508,7 +509,7 @@ install_apptainer() {
     "$prefix/etc/apptainer/apptainer.conf"
   grep -q '^root default capabilities = file$' "$prefix/etc/apptainer/apptainer.conf" ||
     die "apptainer.conf has no 'root default capabilities' line to change"
-  caps=$(capsh --decode="$(awk '/^CapEff/ {print $2}' /proc/self/status)" | cut -d= -f2 | tr a-z A-Z)
+  caps=$(capsh --decode="$(awk '/^CapEff/ {print $2}' /proc/self/status)" | cut -d= -f2 | tr "[:lower:]" "[:upper:]")
   "$prefix/bin/apptainer" capability add --user root "$caps" >/dev/null 2>&1 ||
     die "apptainer capability add --user root failed"
   printf 'apptainer %s with libc6 %s from Debian sid\n' "$version" "$libc_version" >"$prefix/.complete"
@@ -650,7 +651,7 @@ up() {
   t=$EPOCHREALTIME
   # Slurm 22.05 and munge from bookworm; without recommends (slurm-wlm would pull every plugin).
   apt_install --no-install-recommends munge slurmctld slurmd slurm-client
-  ((with_dbd)) && apt_install --no-install-recommends slurmdbd mariadb-server socat
+  ((with_dbd)) && apt_install --no-install-recommends slurmdbd mariadb-server socat iproute2
   log "packages ready in $(elapsed "$t") s"
   t=$EPOCHREALTIME
   setup_apptainer
@@ -686,13 +687,18 @@ up() {
     log "reusing the running cluster"
   fi
 
+  # Tests find the cluster by the env file: none while the cluster is not proven to work.
+  trap 'rm -f "$ENV_FILE"' EXIT
   ensure_test_sif
   verify_job root
   verify_job "$TEST_USER"
+  trap - EXIT
   write_env_file "$with_dbd"
+  local pids
+  pids="slurmctld=$(<"$RUN/slurmctld.pid") slurmd=$(<"$RUN/slurmd.pid")"
+  ((with_dbd)) && pids+=" slurmdbd=$(<"$RUN/slurmdbd.pid") mariadbd=$(<"$RUN/mariadbd.pid")"
   log "Slurm ready: partition $PARTITION, $(sinfo -h -o '%C' | awk -F/ '{print $4}') CPUs," \
-    "pids: slurmctld=$(<"$RUN/slurmctld.pid") slurmd=$(<"$RUN/slurmd.pid")" \
-    "$( ((with_dbd)) && echo "slurmdbd=$(<"$RUN/slurmdbd.pid")")"
+    "pids: $pids; env file: $ENV_FILE"
   printf '%s\n' "$ENV_FILE"
 }
 
@@ -704,16 +710,20 @@ case ${1:-} in
     stop_ours
     ;;
   --stop-dbd)
+    need_root
+    take_lock slurm
     stop_dbd
     ;;
   --start-dbd)
     need_root
+    take_lock slurm
     accounting_on || die "the cluster runs without accounting (--no-dbd); start it with --with-dbd"
     start_dbd
     log "slurmdbd running (pid $(<"$RUN/slurmdbd.pid"))"
     ;;
   --restart-ctld)
     need_root
+    take_lock slurm
     pid_alive "$RUN/slurmctld.pid" slurmctld || die "slurmctld is not running (ours); start the cluster first"
     t=$EPOCHREALTIME
     stop_pidfile "$RUN/slurmctld.pid" slurmctld 30

@@ -120,7 +120,8 @@ def test_s3_server_round_trip_with_boto3_and_s3fs(
 #   over --mem   sacct -X: OUT_OF_MEMORY 0:125 scontrol: JobState=OUT_OF_MEMORY Reason=OutOfMemory
 #   over --time  sacct -X: TIMEOUT 0:0         scontrol: JobState=TIMEOUT Reason=TimeLimit
 #                (the batch step: CANCELLED 0:15; scontrol's ExitCode=0:15)
-# sacct's Reason column says None for all of them; sacct lags squeue by a second or so.
+# sacct's Reason column says None for all of them; sacct lags squeue by a second or so, and
+# longer after a slurmdbd outage (see _job_end).
 
 #: Job states after which a job no longer changes.
 _RUNNING_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED"}
@@ -183,13 +184,15 @@ def _job_end(cluster: SlurmCluster, job: str, limit: float = 150) -> tuple[str, 
     deadline = time.monotonic() + limit
     while True:
         if cluster.accounting:
-            # Empty until slurmctld has sent the job's record to slurmdbd.
-            row = _out(["sacct", "-n", "-P", "-X", "-j", job, "-o", "State,ExitCode"]).strip()
-            state, _, exit_code = row.partition("|")
+            # Empty until slurmctld has sent the job's record to slurmdbd. After an outage of
+            # slurmdbd the final State can arrive before the end record: ExitCode 0:0 and End
+            # Unknown for some seconds. The record is complete when End is known.
+            row = _out(["sacct", "-n", "-P", "-X", "-j", job, "-o", "State,ExitCode,End"]).strip()
+            state, exit_code, end = row.split("|") if row else ("", "", "")
         else:
             fields = dict(re.findall(r"(\w+)=(\S*)", _out(["scontrol", "show", "job", job])))
-            state, exit_code = fields["JobState"], fields["ExitCode"]
-        if state and state.split()[0] not in _RUNNING_STATES:
+            state, exit_code, end = fields["JobState"], fields["ExitCode"], fields["EndTime"]
+        if state and state.split()[0] not in _RUNNING_STATES and end != "Unknown":
             break
         assert time.monotonic() < deadline, f"job {job} still {state or 'unknown'} after {limit} s"
         time.sleep(0.5)
@@ -300,3 +303,37 @@ def test_a_job_over_its_time_limit_ends_timeout(
     assert re.search(
         rf"\*\*\* JOB {job} ON localhost CANCELLED AT \S+ DUE TO TIME LIMIT", lines[-1]
     )
+
+
+def test_outages_on_purpose_keep_the_job_and_its_record(slurm_cluster: SlurmCluster) -> None:
+    if not slurm_cluster.accounting:
+        pytest.skip("the cluster runs without accounting (slurm_up.sh --no-dbd)")
+    workdir = _job_dir(slurm_cluster, "root")
+    done = _sbatch(
+        slurm_cluster,
+        "root",
+        f"--output={workdir / 'job.out'}",
+        "--wrap",
+        "echo before; sleep 8; echo after; exit 3",
+    )
+    assert done.returncode == 0, done.stderr
+    job = done.stdout.split()[0]
+    try:
+        slurm_cluster.stop_dbd()
+        sacct = subprocess.run(["sacct", "-j", job], capture_output=True, text=True, timeout=60)
+        assert sacct.returncode != 0
+        assert "Connection refused" in sacct.stderr
+        slurm_cluster.restart_ctld()
+        assert _out(["squeue", "-h", "-j", job, "-o", "%T"]).strip() in {"PENDING", "RUNNING"}
+        fields: dict[str, str] = {}
+        deadline = time.monotonic() + 60
+        while fields.get("JobState", "RUNNING") in _RUNNING_STATES:
+            assert time.monotonic() < deadline, f"job {job} did not end: {fields}"
+            time.sleep(0.5)
+            fields = dict(re.findall(r"(\w+)=(\S*)", _out(["scontrol", "show", "job", job])))
+        assert (fields["JobState"], fields["ExitCode"]) == ("FAILED", "3:0")
+    finally:
+        slurm_cluster.start_dbd()
+    # slurmctld kept the record while slurmdbd was away and sends it now.
+    assert _job_end(slurm_cluster, job, limit=60) == ("FAILED", "3:0", "NonZeroExitCode")
+    assert (workdir / "job.out").read_text() == "before\nafter\n"

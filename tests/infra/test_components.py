@@ -214,6 +214,47 @@ def test_slurm_cluster_answers_as_a_login_node_does(
         assert "accounting storage is disabled" in sacct.stderr + sacct.stdout
 
 
+@pytest.fixture(scope="module")
+def hogs(slurm_cluster: SlurmCluster) -> Iterator[dict[str, tuple[str, Path]]]:
+    """A TIMEOUT job and an OUT_OF_MEMORY job, submitted by the first Slurm job test so that the
+    timeout's 60-90 s (Slurm counts --time in minutes and checks limits every 30 s) overlap the
+    tests before the last one; cancelled afterwards if a failed test left them running."""
+    jobs: dict[str, tuple[str, Path]] = {}
+    # 256M, not less: under a smaller limit the kernel keeps evicting and re-reading the SIF's
+    # pages (charged to the job) and the hog thrashed 30-75 s before the OOM kill; here 2-4 s.
+    programs = {
+        "timeout": ("--time=1", "import time; print('sleeping', flush=True); time.sleep(600)"),
+        "oom": (
+            "--mem=256M",
+            "print('eating', flush=True); a = [bytearray(10**7) for _ in range(1000)]",
+        ),
+    }
+    try:
+        for name, (limit, code) in programs.items():
+            workdir = _job_dir(slurm_cluster, "root")
+            script = _apptainer_job(slurm_cluster, workdir, "root", code)
+            out = workdir / "job.out"
+            done = _sbatch(
+                slurm_cluster, "root", limit, f"--output={out}", f"--chdir={workdir}", str(script)
+            )
+            assert done.returncode == 0, done.stderr
+            jobs[name] = (done.stdout.split()[0], out)
+        yield jobs
+    finally:
+        if jobs:
+            subprocess.run(["scancel", *(job for job, _ in jobs.values())], check=False, timeout=60)
+
+
+def test_a_job_over_its_memory_limit_ends_out_of_memory(
+    slurm_cluster: SlurmCluster, hogs: dict[str, tuple[str, Path]]
+) -> None:
+    job, out = hogs["oom"]
+    assert _job_end(slurm_cluster, job) == ("OUT_OF_MEMORY", "0:125", "OutOfMemory")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "eating"
+    assert re.search(r"Detected \d+ oom-kill event\(s\) in StepId=\d+\.batch", lines[-1]), lines
+
+
 @pytest.mark.parametrize(("as_root", "exit_code"), [(True, 0), (False, 3)])
 def test_sbatch_runs_apptainer_exec_and_sacct_reads_the_exit_code(
     slurm_cluster: SlurmCluster, as_root: bool, exit_code: int
@@ -251,60 +292,6 @@ def test_sbatch_runs_apptainer_exec_and_sacct_reads_the_exit_code(
     assert _job_end(slurm_cluster, job) == expected
 
 
-@pytest.fixture(scope="module")
-def hogs(slurm_cluster: SlurmCluster) -> Iterator[dict[str, tuple[str, Path]]]:
-    """A TIMEOUT job and an OUT_OF_MEMORY job, submitted together at once (the timeout takes
-    60-90 s: Slurm counts --time in minutes and checks limits every 30 s); cancelled afterwards
-    if a failed test left them running."""
-    jobs: dict[str, tuple[str, Path]] = {}
-    # 256M, not less: under a smaller limit the kernel keeps evicting and re-reading the SIF's
-    # pages (charged to the job) and the hog thrashed 30-75 s before the OOM kill; here 2-4 s.
-    programs = {
-        "timeout": ("--time=1", "import time; print('sleeping', flush=True); time.sleep(600)"),
-        "oom": (
-            "--mem=256M",
-            "print('eating', flush=True); a = [bytearray(10**7) for _ in range(1000)]",
-        ),
-    }
-    try:
-        for name, (limit, code) in programs.items():
-            workdir = _job_dir(slurm_cluster, "root")
-            script = _apptainer_job(slurm_cluster, workdir, "root", code)
-            out = workdir / "job.out"
-            done = _sbatch(
-                slurm_cluster, "root", limit, f"--output={out}", f"--chdir={workdir}", str(script)
-            )
-            assert done.returncode == 0, done.stderr
-            jobs[name] = (done.stdout.split()[0], out)
-        yield jobs
-    finally:
-        if jobs:
-            subprocess.run(["scancel", *(job for job, _ in jobs.values())], check=False, timeout=60)
-
-
-def test_a_job_over_its_memory_limit_ends_out_of_memory(
-    slurm_cluster: SlurmCluster, hogs: dict[str, tuple[str, Path]]
-) -> None:
-    job, out = hogs["oom"]
-    assert _job_end(slurm_cluster, job) == ("OUT_OF_MEMORY", "0:125", "OutOfMemory")
-    lines = out.read_text().splitlines()
-    assert lines[0] == "eating"
-    assert re.search(r"Detected \d+ oom-kill event\(s\) in StepId=\d+\.batch", lines[-1]), lines
-
-
-@pytest.mark.slow
-def test_a_job_over_its_time_limit_ends_timeout(
-    slurm_cluster: SlurmCluster, hogs: dict[str, tuple[str, Path]]
-) -> None:
-    job, out = hogs["timeout"]
-    assert _job_end(slurm_cluster, job) == ("TIMEOUT", "0:0", "TimeLimit")
-    lines = out.read_text().splitlines()
-    assert lines[0] == "sleeping"
-    assert re.search(
-        rf"\*\*\* JOB {job} ON localhost CANCELLED AT \S+ DUE TO TIME LIMIT", lines[-1]
-    )
-
-
 def test_outages_on_purpose_keep_the_job_and_its_record(slurm_cluster: SlurmCluster) -> None:
     if not slurm_cluster.accounting:
         pytest.skip("the cluster runs without accounting (slurm_up.sh --no-dbd)")
@@ -337,3 +324,16 @@ def test_outages_on_purpose_keep_the_job_and_its_record(slurm_cluster: SlurmClus
     # slurmctld kept the record while slurmdbd was away and sends it now.
     assert _job_end(slurm_cluster, job, limit=60) == ("FAILED", "3:0", "NonZeroExitCode")
     assert (workdir / "job.out").read_text() == "before\nafter\n"
+
+
+@pytest.mark.slow
+def test_a_job_over_its_time_limit_ends_timeout(
+    slurm_cluster: SlurmCluster, hogs: dict[str, tuple[str, Path]]
+) -> None:
+    job, out = hogs["timeout"]
+    assert _job_end(slurm_cluster, job) == ("TIMEOUT", "0:0", "TimeLimit")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "sleeping"
+    assert re.search(
+        rf"\*\*\* JOB {job} ON localhost CANCELLED AT \S+ DUE TO TIME LIMIT", lines[-1]
+    )

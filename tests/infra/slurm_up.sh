@@ -22,8 +22,8 @@
 # Memory enforcement on this machine kind (cgroup v1 hybrid, no systemd): proctrack/cgroup +
 # task/cgroup with cgroup.conf CgroupPlugin=cgroup/v1, ConstrainRAMSpace=yes (and
 # ConstrainSwapSpace=yes, AllowedSwapSpace=0, so that a machine with swap kills instead of
-# swapping). slurmd puts each step in /sys/fs/cgroup/memory/slurm/uid_U/job_J/step_S with the
-# job's --mem as memory.limit_in_bytes; the kernel OOM-kills a hog inside the step, task/cgroup
+# swapping). slurmd puts each step in /sys/fs/cgroup/memory/slurm_localhost/uid_U/job_J/step_S
+# with the job's --mem as memory.limit_in_bytes; the kernel OOM-kills a hog inside the step, task/cgroup
 # sees the OOM event and the job ends OUT_OF_MEMORY (sacct: State OUT_OF_MEMORY, ExitCode 0:125).
 # The alternative without cgroups (jobacct_gather/linux + JobAcctGatherParams=OverMemoryKill) only
 # samples RSS every few seconds and lets a fast hog through; it is not used.
@@ -334,7 +334,20 @@ start_slurmd() {
   }
 }
 
+# Jobs still running would outlive slurmd (slurmstepd and the job's processes): cancel them first.
+cancel_jobs() {
+  local jobs
+  pid_alive "$RUN/slurmctld.pid" slurmctld && ctld_up || return 0
+  mapfile -t jobs < <(squeue -h -o %i 2>/dev/null)
+  ((${#jobs[@]} > 0)) || return 0
+  log "cancelling the cluster's jobs: ${jobs[*]}"
+  scancel "${jobs[@]}" || true
+  no_jobs() { [[ -z $(squeue -h -o %i 2>/dev/null) ]]; }
+  wait_until 30 "the jobs to end" no_jobs || log "jobs still listed: $(squeue -h -o '%i %T' | tr '\n' ' ')"
+}
+
 stop_ours() {
+  cancel_jobs
   stop_pidfile "$RUN/slurmd.pid" slurmd 30
   stop_pidfile "$RUN/slurmctld.pid" slurmctld 30
   stop_accounting

@@ -3,11 +3,15 @@
 - ``docker_engine`` (session): :class:`infra.components.DockerEngine` (``.client``, ``.image``).
 - ``s3_server`` (session): :class:`infra.components.S3Server` (``.endpoint``, ``.url``, keys,
   ``.bucket``, ``.env()``), verified with a real signed request.
+- ``slurm_cluster`` (session): :class:`infra.components.SlurmCluster` (``.partition``,
+  ``.accounting``, ``.test_user``, ``.shared_dir``, ``.sif_dir``, ``.test_sif``, outages on
+  purpose: ``.stop_dbd()``, ``.start_dbd()``, ``.restart_ctld()``), probed with ``scontrol ping``,
+  ``sinfo`` and ``apptainer --version``.
 - A test marked ``docker``, ``s3``, ``slurm`` or ``k8s`` requires that component even when it does
   not ask for the fixture; a test asking for the fixture gets the marker.
 - Missing component: skip with the reason; under ``CI=true`` fail instead.
 
-Start the components with tests/infra/docker_up.sh and tests/infra/s3_up.sh (.ci/run does).
+Start the components with tests/infra/docker_up.sh, s3_up.sh and slurm_up.sh (.ci/run does).
 Kept import-light: docker and boto3 load only when a test needs them.
 """
 
@@ -19,8 +23,10 @@ from infra.components import (
     DOCKER,
     FIXTURE_MARKERS,
     S3,
+    SLURM,
     DockerEngine,
     S3Server,
+    SlurmCluster,
     ci_requires_components,
 )
 
@@ -35,6 +41,12 @@ def docker_engine() -> DockerEngine:
 def s3_server() -> S3Server:
     """The test S3 server (Ceph RADOS Gateway) with its credentials and test bucket."""
     return S3.require()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> SlurmCluster:
+    """The one-node Slurm cluster with Apptainer, its test user, shared and SIF directories."""
+    return SLURM.require()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

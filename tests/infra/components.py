@@ -4,14 +4,17 @@ Policy: a missing component SKIPS its tests with the reason, except under CI (``
 it FAILS them: a silent skip must never hide a broken backend. Every component goes through
 :meth:`Component.require`, whether a test asks for its fixture or only carries its marker.
 
-The tests get here through tests/conftest.py (fixtures ``docker_engine`` and ``s3_server``);
-import the types from here for annotations: ``from infra.components import S3Server``.
+The tests get here through tests/conftest.py (fixtures ``docker_engine``, ``s3_server`` and
+``slurm_cluster``); import the types from here for annotations:
+``from infra.components import S3Server``.
 Heavy libraries (docker, botocore) are imported only when a component is first probed.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,7 +232,143 @@ def _check_s3(server: S3Server, hint: str) -> None:
         client.close()
 
 
-# --- Slurm, Kubernetes: detection arrives with their issues -------------------------------------
+# --- Slurm with Apptainer (tests/infra/slurm_up.sh) ---------------------------------------------
+
+#: The script that runs the test cluster; SlurmCluster's control methods call it.
+SLURM_UP = Path(__file__).with_name("slurm_up.sh")
+
+
+@dataclass(frozen=True)
+class SlurmCluster:
+    """The one-node Slurm cluster (node ``localhost``, 2 CPUs, 4096 MB) with Apptainer.
+
+    The Slurm commands (sbatch, squeue, sacct, scancel, scontrol) are on PATH and find the cluster
+    through ``slurm_conf`` (/etc/slurm/slurm.conf), as on a login node. ``accounting`` tells
+    whether slurmdbd keeps accounting (plain ``sacct`` answers) or not (it says "Slurm accounting
+    storage is disabled"; ``sacct -c`` still reads the job completion file). Memory limits are
+    enforced (cgroup v1): a job over its ``--mem`` ends OUT_OF_MEMORY.
+
+    ``test_user`` is a non-root user that may submit (as root: ``runuser -u USER -- sbatch ...``);
+    ``shared_dir`` (mode 1777) is visible to jobs of every user; ``sif_dir`` is where SIFs are
+    cached (world-readable), ``test_sif`` the test image (tests/infra/docker_up.sh) as a SIF.
+    """
+
+    cluster: str
+    partition: str
+    account: str
+    accounting: bool
+    test_user: str
+    shared_dir: Path
+    sif_dir: Path
+    test_sif: Path
+    apptainer: Path
+    apptainer_version: str
+    slurm_conf: Path
+    log_dir: Path
+
+    # Outages on purpose, for tests of what a backend does then. They act on the shared cluster:
+    # a test that stops slurmdbd must start it again (try/finally), whatever happens.
+
+    def stop_dbd(self) -> None:
+        """Stop slurmdbd (clients get "Connection refused"; slurmctld queues its records)."""
+        _slurm_up("--stop-dbd")
+
+    def start_dbd(self) -> None:
+        """Start slurmdbd again; slurmctld then sends it the records it queued."""
+        _slurm_up("--start-dbd")
+
+    def restart_ctld(self) -> None:
+        """Restart slurmctld (SIGTERM, start, wait until it answers); running jobs go on."""
+        _slurm_up("--restart-ctld")
+
+
+def _slurm_up(flag: str) -> None:
+    done = subprocess.run(
+        ["bash", str(SLURM_UP), flag], capture_output=True, text=True, timeout=180, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{SLURM_UP.name} {flag} failed (exit {done.returncode}): {done.stderr}")
+
+
+def slurm_env_file() -> Path:
+    """The env file tests/infra/slurm_up.sh writes; POLLINATOR_TEST_SLURM_ENV points elsewhere."""
+    return Path(os.environ.get("POLLINATOR_TEST_SLURM_ENV", str(CI_DIR / "slurm.env")))
+
+
+def _run(argv: list[str], hint: str) -> str:
+    """stdout of a command that must succeed, or ComponentMissing with its message."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except FileNotFoundError as exc:
+        raise ComponentMissing(f"{argv[0]} is not installed; {hint}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ComponentMissing(f"`{' '.join(argv)}` hangs (30 s); {hint}") from exc
+    if done.returncode != 0:
+        reason = (done.stderr or done.stdout).strip().splitlines()
+        raise ComponentMissing(
+            f"`{' '.join(argv)}` failed: {reason[-1] if reason else done.returncode}; {hint}"
+        )
+    return done.stdout
+
+
+#: What the probe reads from the env file, as POLLINATOR_SLURM_<KEY>.
+_SLURM_ENV_KEYS = (
+    "cluster",
+    "partition",
+    "account",
+    "test_user",
+    "shared_dir",
+    "sif_dir",
+    "test_sif",
+    "apptainer",
+    "conf",
+    "log_dir",
+)
+
+
+def _probe_slurm() -> SlurmCluster:
+    path = slurm_env_file()
+    hint = "start it with: bash tests/infra/slurm_up.sh (as root)"
+    if not path.is_file():
+        raise ComponentMissing(f"no Slurm env file at {path}; {hint}")
+    env = read_env_file(path)
+    try:
+        values = {key: env[f"POLLINATOR_SLURM_{key.upper()}"] for key in _SLURM_ENV_KEYS}
+    except KeyError as exc:
+        raise ComponentMissing(f"{path} lacks {exc.args[0]}; {hint}") from exc
+
+    if "is UP" not in _run(["scontrol", "ping"], hint):
+        raise ComponentMissing(f"slurmctld does not answer `scontrol ping`; {hint}")
+    partition = values["partition"]
+    states = _run(["sinfo", "-h", "-p", partition, "-o", "%T"], hint).split()
+    if not set(states) & {"idle", "mixed", "allocated", "completing"}:
+        raise ComponentMissing(f"partition {partition} has no usable node ({states}); {hint}")
+    # Whether accounting is on comes from the running slurmctld, not from the env file.
+    config = _run(["scontrol", "show", "config"], hint)
+    storage = re.search(r"^AccountingStorageType\s*=\s*(\S+)", config, re.MULTILINE)
+    version = _run([values["apptainer"], "--version"], hint).split()
+    if not version or not version[-1].startswith("1."):
+        raise ComponentMissing(f"{values['apptainer']} --version says {version}; {hint}")
+    test_sif = Path(values["test_sif"])
+    if not test_sif.is_file():
+        raise ComponentMissing(f"the test SIF {test_sif} is missing; {hint}")
+    return SlurmCluster(
+        cluster=values["cluster"],
+        partition=partition,
+        account=values["account"],
+        accounting=storage is not None and storage.group(1) == "accounting_storage/slurmdbd",
+        test_user=values["test_user"],
+        shared_dir=Path(values["shared_dir"]),
+        sif_dir=Path(values["sif_dir"]),
+        test_sif=test_sif,
+        apptainer=Path(values["apptainer"]),
+        apptainer_version=version[-1],
+        slurm_conf=Path(values["conf"]),
+        log_dir=Path(values["log_dir"]),
+    )
+
+
+# --- Kubernetes: detection arrives with its issue ------------------------------------------------
 
 
 def _not_yet(what: str) -> Callable[[], Any]:
@@ -241,10 +380,14 @@ def _not_yet(what: str) -> Callable[[], Any]:
 
 DOCKER: Component[DockerEngine] = Component("docker", _probe_docker, _close_docker)
 S3: Component[S3Server] = Component("s3", _probe_s3)
-SLURM: Component[Any] = Component("slurm", _not_yet("Slurm cluster"))
+SLURM: Component[SlurmCluster] = Component("slurm", _probe_slurm)
 K8S: Component[Any] = Component("k8s", _not_yet("Kubernetes cluster"))
 
 #: Marker name -> component: a test with the marker requires the component.
 COMPONENTS: dict[str, Component[Any]] = {c.marker: c for c in (DOCKER, S3, SLURM, K8S)}
 #: Fixture name -> marker: a test using the fixture gets the marker (so ``-m "not docker"`` works).
-FIXTURE_MARKERS: dict[str, str] = {"docker_engine": "docker", "s3_server": "s3"}
+FIXTURE_MARKERS: dict[str, str] = {
+    "docker_engine": "docker",
+    "s3_server": "s3",
+    "slurm_cluster": "slurm",
+}

@@ -3,7 +3,14 @@ answers the way the other tests use it (under CI these are what fail when a back
 
 from __future__ import annotations
 
+import pwd
+import re
+import shlex
+import shutil
+import subprocess
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +20,8 @@ from infra.components import (
     ComponentMissing,
     DockerEngine,
     S3Server,
+    SlurmCluster,
+    _probe_slurm,
     component_missing,
     read_env_file,
 )
@@ -101,3 +110,230 @@ def test_s3_server_round_trip_with_boto3_and_s3fs(
     finally:
         fs.rm(f"{s3_server.bucket}/{prefix}", recursive=True)
         client.close()
+
+
+# --- Slurm + Apptainer ---------------------------------------------------------------------------
+#
+# What this cluster reports for each way a job ends (the Slurm plugin maps these):
+#   exit 0       sacct -X: COMPLETED 0:0       scontrol: JobState=COMPLETED Reason=None
+#   exit 3       sacct -X: FAILED 3:0          scontrol: JobState=FAILED Reason=NonZeroExitCode
+#   over --mem   sacct -X: OUT_OF_MEMORY 0:125 scontrol: JobState=OUT_OF_MEMORY Reason=OutOfMemory
+#   over --time  sacct -X: TIMEOUT 0:0         scontrol: JobState=TIMEOUT Reason=TimeLimit
+#                (the batch step: CANCELLED 0:15; scontrol's ExitCode=0:15)
+# sacct's Reason column says None for all of them; sacct lags squeue by a second or so, and
+# longer after a slurmdbd outage (see _job_end).
+
+#: Job states after which a job no longer changes.
+_RUNNING_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED"}
+
+
+def test_slurm_probe_names_the_script_when_the_env_file_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLLINATOR_TEST_SLURM_ENV", str(tmp_path / "absent.env"))
+    with pytest.raises(ComponentMissing, match=r"no Slurm env file .* tests/infra/slurm_up\.sh"):
+        _probe_slurm()
+
+
+def test_slurm_probe_names_a_missing_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = tmp_path / "slurm.env"
+    env.write_text("POLLINATOR_SLURM_CLUSTER=pollinator\n")
+    monkeypatch.setenv("POLLINATOR_TEST_SLURM_ENV", str(env))
+    with pytest.raises(ComponentMissing, match="lacks POLLINATOR_SLURM_PARTITION"):
+        _probe_slurm()
+
+
+def _out(argv: list[str]) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def _job_dir(cluster: SlurmCluster, user: str) -> Path:
+    """A fresh directory in the shared directory, owned by ``user``, with a ``cfs`` inside."""
+    path = cluster.shared_dir / f"infra-test-{uuid.uuid4().hex[:12]}"
+    (path / "cfs").mkdir(parents=True)
+    for p in (path, path / "cfs"):
+        shutil.chown(p, user, user)
+    return path
+
+
+def _apptainer_job(cluster: SlurmCluster, workdir: Path, user: str, code: str) -> Path:
+    """A batch script that runs ``python3 -c CODE`` in the test SIF with workdir/cfs at /cfs."""
+    container = ["apptainer", "exec", "--containall", "--cleanenv"]
+    bind = ["--bind", f"{workdir / 'cfs'}:/cfs", str(cluster.test_sif)]
+    script = workdir / "job.sh"
+    script.write_text(
+        f"#!/bin/bash\nexec {shlex.join([*container, *bind, 'python3', '-c', code])}\n"
+    )
+    shutil.chown(script, user, user)
+    script.chmod(0o755)
+    return script
+
+
+def _sbatch(cluster: SlurmCluster, user: str, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = ["sbatch", "--parsable", f"--partition={cluster.partition}", *args]
+    if user != "root":
+        argv = ["runuser", "-u", user, "--", *argv]
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=240)
+
+
+def _job_end(cluster: SlurmCluster, job: str, limit: float = 150) -> tuple[str, str, str]:
+    """(State, ExitCode) once the job has ended, from sacct -X (scontrol without accounting),
+    and scontrol's Reason."""
+    deadline = time.monotonic() + limit
+    while True:
+        if cluster.accounting:
+            # Empty until slurmctld has sent the job's record to slurmdbd. After an outage of
+            # slurmdbd the final State can arrive before the end record: ExitCode 0:0 and End
+            # Unknown for some seconds. The record is complete when End is known.
+            row = _out(["sacct", "-n", "-P", "-X", "-j", job, "-o", "State,ExitCode,End"]).strip()
+            state, exit_code, end = row.split("|") if row else ("", "", "")
+        else:
+            fields = dict(re.findall(r"(\w+)=(\S*)", _out(["scontrol", "show", "job", job])))
+            state, exit_code, end = fields["JobState"], fields["ExitCode"], fields["EndTime"]
+        if state and state.split()[0] not in _RUNNING_STATES and end != "Unknown":
+            break
+        assert time.monotonic() < deadline, f"job {job} still {state or 'unknown'} after {limit} s"
+        time.sleep(0.5)
+    reason = re.search(r"\bReason=(\S+)", _out(["scontrol", "show", "job", job]))
+    return state, exit_code, reason.group(1) if reason else ""
+
+
+def test_slurm_cluster_answers_as_a_login_node_does(
+    slurm_cluster: SlurmCluster, request: pytest.FixtureRequest
+) -> None:
+    assert request.node.get_closest_marker("slurm") is not None  # added by conftest
+    partitions = _out(["sinfo", "-h", "-o", "%P %D %c"]).split()
+    assert partitions == [f"{slurm_cluster.partition}*", "1", "2"]
+    assert _out(["singularity", "--version"]).split()[-1] == slurm_cluster.apptainer_version
+    sacct = subprocess.run(["sacct", "-n", "-X"], capture_output=True, text=True, timeout=60)
+    if slurm_cluster.accounting:
+        assert sacct.returncode == 0, sacct.stderr
+    else:
+        assert "accounting storage is disabled" in sacct.stderr + sacct.stdout
+
+
+@pytest.fixture(scope="module")
+def hogs(slurm_cluster: SlurmCluster) -> Iterator[dict[str, tuple[str, Path]]]:
+    """A TIMEOUT job and an OUT_OF_MEMORY job, submitted by the first Slurm job test so that the
+    timeout's 60-90 s (Slurm counts --time in minutes and checks limits every 30 s) overlap the
+    tests before the last one; cancelled afterwards if a failed test left them running."""
+    jobs: dict[str, tuple[str, Path]] = {}
+    # 256M, not less: under a smaller limit the kernel keeps evicting and re-reading the SIF's
+    # pages (charged to the job) and the hog thrashed 30-75 s before the OOM kill; here 2-4 s.
+    programs = {
+        "timeout": ("--time=1", "import time; print('sleeping', flush=True); time.sleep(600)"),
+        "oom": (
+            "--mem=256M",
+            "print('eating', flush=True); a = [bytearray(10**7) for _ in range(1000)]",
+        ),
+    }
+    try:
+        for name, (limit, code) in programs.items():
+            workdir = _job_dir(slurm_cluster, "root")
+            script = _apptainer_job(slurm_cluster, workdir, "root", code)
+            out = workdir / "job.out"
+            done = _sbatch(
+                slurm_cluster, "root", limit, f"--output={out}", f"--chdir={workdir}", str(script)
+            )
+            assert done.returncode == 0, done.stderr
+            jobs[name] = (done.stdout.split()[0], out)
+        yield jobs
+    finally:
+        if jobs:
+            subprocess.run(["scancel", *(job for job, _ in jobs.values())], check=False, timeout=60)
+
+
+def test_a_job_over_its_memory_limit_ends_out_of_memory(
+    slurm_cluster: SlurmCluster, hogs: dict[str, tuple[str, Path]]
+) -> None:
+    job, out = hogs["oom"]
+    assert _job_end(slurm_cluster, job) == ("OUT_OF_MEMORY", "0:125", "OutOfMemory")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "eating"
+    assert re.search(r"Detected \d+ oom-kill event\(s\) in StepId=\d+\.batch", lines[-1]), lines
+
+
+@pytest.mark.parametrize(("as_root", "exit_code"), [(True, 0), (False, 3)])
+def test_sbatch_runs_apptainer_exec_and_sacct_reads_the_exit_code(
+    slurm_cluster: SlurmCluster, as_root: bool, exit_code: int
+) -> None:
+    user = "root" if as_root else slurm_cluster.test_user
+    workdir = _job_dir(slurm_cluster, user)
+    code = (
+        "import os, sys\n"
+        "print('hello from the container, uid', os.getuid(), flush=True)\n"
+        "open('/cfs/result.txt', 'w').write('written in the job')\n"
+        f"sys.exit({exit_code})\n"
+    )
+    script = _apptainer_job(slurm_cluster, workdir, user, code)
+    done = _sbatch(
+        slurm_cluster,
+        user,
+        "--wait",
+        "--export=NONE",
+        f"--chdir={workdir}",
+        f"--output={workdir / 'job.out'}",
+        "--time=2",
+        "--mem=256M",
+        str(script),
+    )
+    assert done.returncode == exit_code, done.stderr
+    job = done.stdout.split()[0]
+    uid = pwd.getpwnam(user).pw_uid
+    assert (workdir / "job.out").read_text() == f"hello from the container, uid {uid}\n"
+    result = workdir / "cfs" / "result.txt"
+    assert result.read_text() == "written in the job"
+    assert result.stat().st_uid == uid
+    expected = (
+        ("COMPLETED", "0:0", "None") if exit_code == 0 else ("FAILED", "3:0", "NonZeroExitCode")
+    )
+    assert _job_end(slurm_cluster, job) == expected
+
+
+def test_outages_on_purpose_keep_the_job_and_its_record(slurm_cluster: SlurmCluster) -> None:
+    if not slurm_cluster.accounting:
+        pytest.skip("the cluster runs without accounting (slurm_up.sh --no-dbd)")
+    workdir = _job_dir(slurm_cluster, "root")
+    done = _sbatch(
+        slurm_cluster,
+        "root",
+        f"--output={workdir / 'job.out'}",
+        "--wrap",
+        "echo before; sleep 8; echo after; exit 3",
+    )
+    assert done.returncode == 0, done.stderr
+    job = done.stdout.split()[0]
+    try:
+        slurm_cluster.stop_dbd()
+        sacct = subprocess.run(["sacct", "-j", job], capture_output=True, text=True, timeout=60)
+        assert sacct.returncode != 0
+        assert "Connection refused" in sacct.stderr
+        slurm_cluster.restart_ctld()
+        assert _out(["squeue", "-h", "-j", job, "-o", "%T"]).strip() in {"PENDING", "RUNNING"}
+        fields: dict[str, str] = {}
+        deadline = time.monotonic() + 60
+        while fields.get("JobState", "RUNNING") in _RUNNING_STATES:
+            assert time.monotonic() < deadline, f"job {job} did not end: {fields}"
+            time.sleep(0.5)
+            fields = dict(re.findall(r"(\w+)=(\S*)", _out(["scontrol", "show", "job", job])))
+        assert (fields["JobState"], fields["ExitCode"]) == ("FAILED", "3:0")
+    finally:
+        slurm_cluster.start_dbd()
+    # slurmctld kept the record while slurmdbd was away and sends it now.
+    assert _job_end(slurm_cluster, job, limit=60) == ("FAILED", "3:0", "NonZeroExitCode")
+    assert (workdir / "job.out").read_text() == "before\nafter\n"
+
+
+@pytest.mark.slow
+def test_a_job_over_its_time_limit_ends_timeout(
+    slurm_cluster: SlurmCluster, hogs: dict[str, tuple[str, Path]]
+) -> None:
+    job, out = hogs["timeout"]
+    assert _job_end(slurm_cluster, job) == ("TIMEOUT", "0:0", "TimeLimit")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "sleeping"
+    assert re.search(
+        rf"\*\*\* JOB {job} ON localhost CANCELLED AT \S+ DUE TO TIME LIMIT", lines[-1]
+    )

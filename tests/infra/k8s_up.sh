@@ -209,6 +209,8 @@ oom_score = 0
   snapshotter = "overlayfs"
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     sandbox = "$PAUSE_IMAGE"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = "$K/containerd/registry"
 
 [plugins.'io.containerd.cri.v1.runtime']
   # The kubelet asks for oom_score_adj -998 for pod sandboxes and -997 for Guaranteed pods; root
@@ -227,6 +229,13 @@ oom_score = 0
     bin_dirs = ["$CNI_BIN_DIR"]
     conf_dir = "$K/cni/net.d"
     max_conf_num = 1
+TOML
+
+  # Every registry, whatever the image name, resolves to a closed loopback port: a pull fails at
+  # once with "connection refused" and never leaves the machine (no registry is reachable anyway).
+  mkdir -p "$K/containerd/registry/_default"
+  cat >"$K/containerd/registry/_default/hosts.toml" <<TOML
+server = "http://127.0.0.1:1"
 TOML
 
   # A bridge with no gateway and no masquerading: pods on this node reach each other by IP; no
@@ -266,6 +275,9 @@ healthzPort: $KUBELET_HEALTHZ_PORT
 containerRuntimeEndpoint: unix://$CTR_SOCK
 podLogsDir: $K/pod-logs
 cgroupDriver: cgroupfs
+# Pod FQDNs in /etc/hosts read <hostname>.<subdomain>.<namespace>.svc.cluster.local; no cluster
+# DNS serves them (clusterDNS is unset, so pods get the machine's resolv.conf and no route to it).
+clusterDomain: cluster.local
 # This machine runs cgroup v1 (hybrid); Kubernetes 1.35 and later refuse it by default.
 failCgroupV1: false
 failSwapOn: false

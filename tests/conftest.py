@@ -3,12 +3,15 @@
 - ``docker_engine`` (session): :class:`infra.components.DockerEngine` (``.client``, ``.image``).
 - ``s3_server`` (session): :class:`infra.components.S3Server` (``.endpoint``, ``.url``, keys,
   ``.bucket``, ``.env()``), verified with a real signed request.
+- ``k8s_cluster`` (session): :class:`infra.components.K8sCluster` (admin ``.kubeconfig``,
+  ``.namespace``, ``.image``, ``.hostpath``, ``.claim``, ``.service_account_kubeconfig()``,
+  ``.restart_apiserver()``), verified by /readyz and the node's Ready condition.
 - A test marked ``docker``, ``s3``, ``slurm`` or ``k8s`` requires that component even when it does
   not ask for the fixture; a test asking for the fixture gets the marker.
 - Missing component: skip with the reason; under ``CI=true`` fail instead.
 
-Start the components with tests/infra/docker_up.sh and tests/infra/s3_up.sh (.ci/run does).
-Kept import-light: docker and boto3 load only when a test needs them.
+Start the components with tests/infra/docker_up.sh, tests/infra/s3_up.sh and tests/infra/k8s_up.sh
+(.ci/run does). Kept import-light: docker, boto3 and kubernetes load only when a test needs them.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from infra.components import (
     COMPONENTS,
     DOCKER,
     FIXTURE_MARKERS,
+    K8S,
     S3,
     DockerEngine,
+    K8sCluster,
     S3Server,
     ci_requires_components,
 )
@@ -35,6 +40,13 @@ def docker_engine() -> DockerEngine:
 def s3_server() -> S3Server:
     """The test S3 server (Ceph RADOS Gateway) with its credentials and test bucket."""
     return S3.require()
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster() -> K8sCluster:
+    """The single-node Kubernetes test cluster: admin kubeconfig, namespace, imported test image,
+    hostPath directory and claim, and ServiceAccount kubeconfigs on request."""
+    return K8S.require()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -555,8 +555,9 @@ need_root
 [[ $K =~ ^/[A-Za-z0-9/._-]+$ ]] || die "POLLINATOR_CI_DIR=$POLLINATOR_CI_DIR: use a path of letters, digits, '/', '.', '_' and '-'"
 bash "$here/k8s_build.sh" >/dev/null
 take_lock k8s
-# containernetworking-plugins: the bridge, host-local and loopback CNI plugins. openssl: the PKI.
-apt_install containernetworking-plugins openssl curl
+# containernetworking-plugins: the bridge, host-local, loopback and firewall CNI plugins (the
+# last calls iptables). openssl: the PKI.
+apt_install containernetworking-plugins iptables openssl curl
 docker info >/dev/null 2>&1 || die "no Docker engine answers; run tests/infra/docker_up.sh first (the images come from it)"
 
 if healthy; then

@@ -7,12 +7,15 @@
   ``.accounting``, ``.test_user``, ``.shared_dir``, ``.sif_dir``, ``.test_sif``, outages on
   purpose: ``.stop_dbd()``, ``.start_dbd()``, ``.restart_ctld()``), probed with ``scontrol ping``,
   ``sinfo`` and ``apptainer --version``.
+- ``k8s_cluster`` (session): :class:`infra.components.K8sCluster` (admin ``.kubeconfig``,
+  ``.namespace``, ``.image``, ``.hostpath``, ``.claim``, ``.service_account_kubeconfig()``,
+  ``.restart_apiserver()``), verified by /readyz and the node's Ready condition.
 - A test marked ``docker``, ``s3``, ``slurm`` or ``k8s`` requires that component even when it does
   not ask for the fixture; a test asking for the fixture gets the marker.
 - Missing component: skip with the reason; under ``CI=true`` fail instead.
 
-Start the components with tests/infra/docker_up.sh, s3_up.sh and slurm_up.sh (.ci/run does).
-Kept import-light: docker and boto3 load only when a test needs them.
+Start the components with tests/infra/docker_up.sh, s3_up.sh, slurm_up.sh and k8s_up.sh (.ci/run
+does). Kept import-light: docker, boto3 and kubernetes load only when a test needs them.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from infra.components import (
     COMPONENTS,
     DOCKER,
     FIXTURE_MARKERS,
+    K8S,
     S3,
     SLURM,
     DockerEngine,
+    K8sCluster,
     S3Server,
     SlurmCluster,
     ci_requires_components,
@@ -47,6 +52,12 @@ def s3_server() -> S3Server:
 def slurm_cluster() -> SlurmCluster:
     """The one-node Slurm cluster with Apptainer, its test user, shared and SIF directories."""
     return SLURM.require()
+
+
+def k8s_cluster() -> K8sCluster:
+    """The single-node Kubernetes test cluster: admin kubeconfig, namespace, imported test image,
+    hostPath directory and claim, and ServiceAccount kubeconfigs on request."""
+    return K8S.require()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

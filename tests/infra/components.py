@@ -5,9 +5,9 @@ it FAILS them: a silent skip must never hide a broken backend. Every component g
 :meth:`Component.require`, whether a test asks for its fixture or only carries its marker.
 
 The tests get here through tests/conftest.py (fixtures ``docker_engine``, ``s3_server`` and
-``slurm_cluster``); import the types from here for annotations:
-``from infra.components import S3Server``.
-Heavy libraries (docker, botocore) are imported only when a component is first probed.
+``slurm_cluster``, ``k8s_cluster``); import the types from here for annotations:
+``from infra.components import S3Server``. Heavy libraries (docker, botocore, kubernetes) are
+imported only when a component is first probed.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pytest
 
 if TYPE_CHECKING:
     import docker
+    from kubernetes.client import ApiClient
 
 T = TypeVar("T")
 
@@ -369,6 +370,163 @@ def _probe_slurm() -> SlurmCluster:
 
 
 # --- Kubernetes: detection arrives with its issue ------------------------------------------------
+# --- Kubernetes --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class K8sCluster:
+    """The single-node Kubernetes test cluster of tests/infra/k8s_up.sh (tests/infra/k8s/README.md).
+
+    ``kubeconfig`` is the cluster admin's (system:masters, client certificate files): use it to set
+    the stage, and :meth:`service_account_kubeconfig` for the code under test. ``hostpath`` is a
+    directory on this machine that job pods may mount (``hostPath``), and ``claim`` a
+    ReadWriteMany PersistentVolumeClaim in ``namespace`` bound to the same directory. ``image`` is
+    imported into the node's containerd: pods use it with ``imagePullPolicy: Never`` or
+    ``IfNotPresent`` (no registry is reachable).
+    """
+
+    kubeconfig: Path
+    namespace: str
+    image: str
+    hostpath: Path
+    claim: str
+    node: str
+    version: str
+    up_script: Path
+
+    def api_client(self) -> ApiClient:
+        """A new admin client (close it, or use it as a context manager)."""
+        from kubernetes import config
+
+        client: ApiClient = config.new_client_from_config(config_file=str(self.kubeconfig))
+        return client
+
+    def service_account_kubeconfig(
+        self,
+        name: str,
+        path: Path,
+        namespace: str | None = None,
+        expiration_seconds: int = 3600,
+    ) -> Path:
+        """Write a kubeconfig at ``path`` (mode 0600) that authenticates as ServiceAccount
+        ``name`` in ``namespace`` (default: the cluster's), with a token from the TokenRequest API.
+
+        The ServiceAccount must exist; what it may do is whatever Roles the test binds to it, so
+        code under test can run with a minimal Role instead of as admin. The token is written to
+        the file only (never returned or logged) and expires after ``expiration_seconds``.
+        """
+        import yaml
+        from kubernetes import client
+
+        namespace = namespace or self.namespace
+        admin = yaml.safe_load(self.kubeconfig.read_text(encoding="utf-8"))
+        cluster = dict(admin["clusters"][0]["cluster"])
+        if "certificate-authority" in cluster:  # kubectl writes it relative to the kubeconfig
+            cluster["certificate-authority"] = str(
+                self.kubeconfig.parent / cluster["certificate-authority"]
+            )
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_seconds)
+        )
+        with self.api_client() as api:
+            token = (
+                client.CoreV1Api(api)
+                .create_namespaced_service_account_token(name, namespace, request)
+                .status.token
+            )
+        user = f"system:serviceaccount:{namespace}:{name}"
+        document = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "pollinator", "cluster": cluster}],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [
+                {
+                    "name": "pollinator",
+                    "context": {"cluster": "pollinator", "user": user, "namespace": namespace},
+                }
+            ],
+            "current-context": "pollinator",
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            yaml.safe_dump(document, out)
+        return path
+
+    def restart_apiserver(self) -> None:
+        """Stop kube-apiserver and start it again: every watch and log stream is cut. Returns when
+        the new one is ready (a few seconds)."""
+        subprocess.run(
+            ["bash", str(self.up_script), "--restart-apiserver"],
+            check=True,
+            timeout=180,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        )
+
+
+def k8s_env_file() -> Path:
+    """The env file tests/infra/k8s_up.sh writes; POLLINATOR_TEST_K8S_ENV points elsewhere."""
+    return Path(os.environ.get("POLLINATOR_TEST_K8S_ENV", str(CI_DIR / "k8s.env")))
+
+
+def _probe_k8s() -> K8sCluster:
+    # Only the dedicated env file, never KUBECONFIG from the caller's shell: that may point at a
+    # real cluster, and the tests create and delete objects.
+    path = k8s_env_file()
+    hint = "start it with: bash tests/infra/k8s_up.sh"
+    if not path.is_file():
+        raise ComponentMissing(f"no Kubernetes env file at {path}; {hint}")
+    env = read_env_file(path)
+    try:
+        cluster = K8sCluster(
+            kubeconfig=Path(env["POLLINATOR_K8S_KUBECONFIG"]),
+            namespace=env["POLLINATOR_K8S_NAMESPACE"],
+            image=env["POLLINATOR_K8S_IMAGE"],
+            hostpath=Path(env["POLLINATOR_K8S_HOSTPATH"]),
+            claim=env["POLLINATOR_K8S_CLAIM"],
+            node=env["POLLINATOR_K8S_NODE"],
+            version=env["POLLINATOR_K8S_VERSION"],
+            up_script=Path(env["POLLINATOR_K8S_UP"]),
+        )
+    except KeyError as exc:
+        raise ComponentMissing(f"{path} lacks {exc.args[0]}; {hint}") from exc
+    _check_k8s(cluster, hint)
+    return cluster
+
+
+def _check_k8s(cluster: K8sCluster, hint: str) -> None:
+    """The apiserver is ready (/readyz, as admin) and the node is Ready."""
+    try:
+        from kubernetes import client
+        from kubernetes.client.exceptions import OpenApiException
+        from kubernetes.config.config_exception import ConfigException
+        from urllib3.exceptions import HTTPError
+    except ImportError as exc:
+        raise ComponentMissing(f"the kubernetes client is not installed ({exc})") from exc
+    try:
+        api = cluster.api_client()
+    except (ConfigException, OSError) as exc:
+        raise ComponentMissing(f"cannot load {cluster.kubeconfig} ({exc}); {hint}") from exc
+    with api:
+        try:
+            response = api.call_api("GET", f"{api.configuration.host}/readyz", _request_timeout=10)
+            ready = response.read().decode("utf-8", "replace")
+            node = client.CoreV1Api(api).read_node(cluster.node, _request_timeout=10)
+        except (OpenApiException, HTTPError, OSError) as exc:
+            raise ComponentMissing(
+                f"the Kubernetes API server does not answer ({exc}); {hint}"
+            ) from exc
+    if response.status != 200 or ready != "ok":
+        raise ComponentMissing(f"the Kubernetes API server is not ready (/readyz: {ready}); {hint}")
+    conditions = {c.type: c for c in (node.status.conditions if node.status else None) or []}
+    condition = conditions.get("Ready")
+    if condition is None or condition.status != "True":
+        why = f"{condition.reason}: {condition.message}" if condition else "no Ready condition"
+        raise ComponentMissing(f"node {cluster.node} is not Ready ({why}); {hint}")
+
+
+# --- Slurm: detection arrives with its issue ------------------------------------------------------
 
 
 def _not_yet(what: str) -> Callable[[], Any]:
@@ -382,6 +540,8 @@ DOCKER: Component[DockerEngine] = Component("docker", _probe_docker, _close_dock
 S3: Component[S3Server] = Component("s3", _probe_s3)
 SLURM: Component[SlurmCluster] = Component("slurm", _probe_slurm)
 K8S: Component[Any] = Component("k8s", _not_yet("Kubernetes cluster"))
+SLURM: Component[Any] = Component("slurm", _not_yet("Slurm cluster"))
+K8S: Component[K8sCluster] = Component("k8s", _probe_k8s)
 
 #: Marker name -> component: a test with the marker requires the component.
 COMPONENTS: dict[str, Component[Any]] = {c.marker: c for c in (DOCKER, S3, SLURM, K8S)}
@@ -390,4 +550,5 @@ FIXTURE_MARKERS: dict[str, str] = {
     "docker_engine": "docker",
     "s3_server": "s3",
     "slurm_cluster": "slurm",
+    "k8s_cluster": "k8s",
 }

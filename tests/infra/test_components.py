@@ -19,6 +19,7 @@ from infra.components import (
     Component,
     ComponentMissing,
     DockerEngine,
+    K8sCluster,
     S3Server,
     SlurmCluster,
     _probe_slurm,
@@ -337,3 +338,128 @@ def test_a_job_over_its_time_limit_ends_timeout(
     assert re.search(
         rf"\*\*\* JOB {job} ON localhost CANCELLED AT \S+ DUE TO TIME LIMIT", lines[-1]
     )
+
+
+def test_k8s_cluster_is_ready_at_the_pinned_version(
+    k8s_cluster: K8sCluster, request: pytest.FixtureRequest
+) -> None:
+    from kubernetes import client
+
+    assert request.node.get_closest_marker("k8s") is not None  # added by conftest
+    with k8s_cluster.api_client() as api:
+        version = client.VersionApi(api).get_code()
+        node = client.CoreV1Api(api).read_node(k8s_cluster.node)
+    assert version.git_version == k8s_cluster.version
+    assert node.status.node_info.kubelet_version == k8s_cluster.version
+    assert node.status.node_info.container_runtime_version.startswith("containerd://2.")
+    ready = [c for c in node.status.conditions if c.type == "Ready"]
+    assert ready[0].status == "True"
+
+
+def test_k8s_service_account_kubeconfig_has_only_its_roles_rights(
+    k8s_cluster: K8sCluster, tmp_path: Path
+) -> None:
+    """The mechanism the plugin's end-to-end tests use to run with a minimal namespaced Role."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    ns = k8s_cluster.namespace
+    name = f"infra-test-{uuid.uuid4().hex[:8]}"
+    with k8s_cluster.api_client() as admin:
+        core = client.CoreV1Api(admin)
+        rbac = client.RbacAuthorizationV1Api(admin)
+        core.create_namespaced_service_account(
+            ns, client.V1ServiceAccount.from_dict({"metadata": {"name": name}})
+        )
+        rbac.create_namespaced_role(
+            ns,
+            client.V1Role.from_dict(
+                {
+                    "metadata": {"name": name},
+                    "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+                }
+            ),
+        )
+        rbac.create_namespaced_role_binding(
+            ns,
+            client.V1RoleBinding.from_dict(
+                {
+                    "metadata": {"name": name},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "Role",
+                        "name": name,
+                    },
+                    "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+                }
+            ),
+        )
+        try:
+            path = k8s_cluster.service_account_kubeconfig(name, tmp_path / "sa.kubeconfig")
+            assert path.stat().st_mode & 0o777 == 0o600
+            with config.new_client_from_config(config_file=str(path)) as api:
+                as_sa = client.CoreV1Api(api)
+                as_sa.list_namespaced_pod(ns)  # allowed by the Role
+                for forbidden in (
+                    lambda: as_sa.list_namespaced_secret(ns),  # not in the Role
+                    lambda: as_sa.list_namespaced_pod("kube-system"),  # other namespace
+                ):
+                    with pytest.raises(ApiException) as refused:
+                        forbidden()
+                    assert refused.value.status == 403
+                    assert f"system:serviceaccount:{ns}:{name}" in str(refused.value.body)
+        finally:
+            rbac.delete_namespaced_role_binding(name, ns)
+            rbac.delete_namespaced_role(name, ns)
+            core.delete_namespaced_service_account(name, ns)
+
+
+def test_k8s_pods_write_to_the_hostpath_directly_and_through_the_claim(
+    k8s_cluster: K8sCluster,
+) -> None:
+    from kubernetes import client
+
+    sub = f"infra-test-{uuid.uuid4().hex[:8]}"
+    host_dir = k8s_cluster.hostpath / sub
+    host_dir.mkdir()
+    (host_dir / "in.txt").write_text("from the host\n")
+    volumes = {
+        "hostpath": {"hostPath": {"path": str(host_dir), "type": "Directory"}},
+        "claim": {"persistentVolumeClaim": {"claimName": k8s_cluster.claim}},
+    }
+    mounts = {
+        "hostpath": {"name": "data", "mountPath": "/cfs"},
+        "claim": {"name": "data", "mountPath": "/cfs", "subPath": sub},
+    }
+    with k8s_cluster.api_client() as api:
+        core = client.CoreV1Api(api)
+        for kind in ("hostpath", "claim"):
+            pod = f"{sub}-{kind}"
+            manifest = {
+                "metadata": {"name": pod},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "volumes": [{"name": "data", **volumes[kind]}],
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": k8s_cluster.image,
+                            "imagePullPolicy": "Never",
+                            "command": ["sh", "-c", f"cat /cfs/in.txt > /cfs/{kind}.txt"],
+                            "volumeMounts": [mounts[kind]],
+                        }
+                    ],
+                },
+            }
+            core.create_namespaced_pod(k8s_cluster.namespace, client.V1Pod.from_dict(manifest))
+            try:
+                for _ in range(300):
+                    phase = core.read_namespaced_pod(pod, k8s_cluster.namespace).status.phase
+                    if phase in {"Succeeded", "Failed"}:
+                        break
+                    time.sleep(0.2)
+                assert phase == "Succeeded"
+                assert (host_dir / f"{kind}.txt").read_text() == "from the host\n"
+            finally:
+                core.delete_namespaced_pod(pod, k8s_cluster.namespace, grace_period_seconds=0)

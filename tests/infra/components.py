@@ -526,21 +526,9 @@ def _check_k8s(cluster: K8sCluster, hint: str) -> None:
         raise ComponentMissing(f"node {cluster.node} is not Ready ({why}); {hint}")
 
 
-# --- Slurm: detection arrives with its issue ------------------------------------------------------
-
-
-def _not_yet(what: str) -> Callable[[], Any]:
-    def probe() -> Any:
-        raise ComponentMissing(f"no {what} detection exists yet (tests/infra/components.py)")
-
-    return probe
-
-
 DOCKER: Component[DockerEngine] = Component("docker", _probe_docker, _close_docker)
 S3: Component[S3Server] = Component("s3", _probe_s3)
 SLURM: Component[SlurmCluster] = Component("slurm", _probe_slurm)
-K8S: Component[Any] = Component("k8s", _not_yet("Kubernetes cluster"))
-SLURM: Component[Any] = Component("slurm", _not_yet("Slurm cluster"))
 K8S: Component[K8sCluster] = Component("k8s", _probe_k8s)
 
 #: Marker name -> component: a test with the marker requires the component.

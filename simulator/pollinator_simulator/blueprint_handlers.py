@@ -192,7 +192,9 @@ async def add_blueprint(sim: Simulator, signer: str, msg: Payload) -> Any:
     if sim.blueprints.by_name(colony, name) is not None:
         raise ApiError(409, f"blueprint with name '{name}' already exists in colony '{colony}'")
     if bp["blueprintid"] in sim.blueprints.blueprints:
-        raise ApiError(500, 'pq: duplicate key value violates unique constraint "blueprints_pkey"')
+        raise ApiError(
+            500, 'pq: duplicate key value violates unique constraint "prod_blueprints_pkey"'
+        )
     location = meta.get("locationname", "")
     if location and sim.locations.get(colony, location) is None:
         sim.locations.add(

@@ -298,7 +298,7 @@ class Blueprints:
             raise ApiError(
                 500,
                 "pq: duplicate key value violates unique constraint "
-                '"blueprintdefinitions_colony_name_name_key"',
+                '"prod_blueprintdefinitions_colony_name_name_key"',
             )
         self.state.put_record(DEF_KIND, _key(meta["colonyname"], meta["name"]), doc)
 

@@ -2,8 +2,9 @@
 
 A function spec may name channels (``spec.channels``). Each becomes a log keyed by (process,
 name) when the process is submitted; the submitter and, once it is assigned, the executor may
-append, read and subscribe. The log is ordered by arrival, except that a sender's own messages
-stay in the order of the sequence numbers it gave them. When the process ends (successful, failed
+append, read and subscribe. The log is in arrival order, except that a message goes before the
+messages of its own sender with higher sequence numbers directly before it; a position in the
+log is what ``afterseq`` counts. When the process ends (successful, failed
 or cancelled) its channels are dropped; a channel of a process that has not succeeded or failed
 is created again on first use, as the official server does.
 
@@ -80,13 +81,14 @@ class Channel:
         return caller in (self.record["submitterid"], self.record["executorid"])
 
     def insert(self, entry: Doc) -> None:
-        """Arrival order, except before the sender's own messages with a higher sequence."""
+        """At the end, but before the sender's own messages with a higher sequence that come
+        directly before it (what the official server's sort by sender and sequence, then by
+        time, does to a newly appended message)."""
         sender, seq = entry["senderid"], entry["sequence"]
-        for i, other in enumerate(self.log):
-            if other["senderid"] == sender and other["sequence"] > seq:
-                self.log.insert(i, entry)
-                return
-        self.log.append(entry)
+        at = len(self.log)
+        while at and self.log[at - 1]["senderid"] == sender and self.log[at - 1]["sequence"] > seq:
+            at -= 1
+        self.log.insert(at, entry)
 
 
 def decode_payload(value: Any) -> bytes | None:

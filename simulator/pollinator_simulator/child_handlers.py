@@ -72,10 +72,23 @@ async def add_child(sim: Simulator, signer: str, msg: Payload) -> Any:
             before.doc["parents"].append(rec.id)
             sim.state.save_process(before)
     sim.state.save_process(parent)
-    # The official graph is whatever its roots reach, so the new process belongs to the
-    # parent's graph from now on.
-    graph = sim.state.graphs[parent.graph]
-    graph["processids"].append(rec.id)
-    sim.state.save_graph(graph)
     sim.engine.add_process(rec)
+    # The official graph is whatever its roots reach, depth first: the new process belongs to
+    # the parent's graph from now on, in that order.
+    graph = sim.state.graphs[parent.graph]
+    graph["processids"] = _reachable(sim, graph["rootprocessids"])
+    sim.state.save_graph(graph)
     return rec.doc
+
+
+def _reachable(sim: Simulator, roots: list[str]) -> list[str]:
+    procs = sim.state.processes
+    seen: list[str] = []
+    stack = list(reversed(roots))
+    while stack:
+        pid = stack.pop()
+        if pid in seen or pid not in procs:
+            continue
+        seen.append(pid)
+        stack.extend(reversed(procs[pid].doc["children"]))
+    return seen

@@ -123,23 +123,31 @@ _DURATION_UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
-_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|µs|μs|ms|s|m|h)")
+_NUMBER = re.compile(r"[0-9]*(\.[0-9]*)?")
+_UNIT = re.compile(r"[^0-9.]*")
 
 
 def parse_duration(text: str) -> float:
-    """Seconds, from Go's duration syntax ("1h30m", "1.5s", "500ms")."""
+    """Seconds, from Go's duration syntax ("1h30m", "1.5s", "500ms"), with Go's errors."""
     body = text[1:] if text[:1] in "+-" else text
     if body == "0":
         return 0.0
+    if not body:
+        raise ValueError(f'time: invalid duration "{text}"')
     pos, total = 0, 0.0
     while pos < len(body):
-        match = _DURATION_PART.match(body, pos)
-        if match is None or match.group(1) in ("", "."):
+        number = _NUMBER.match(body, pos)
+        digits = number.group(0) if number else ""
+        if digits in ("", "."):
             raise ValueError(f'time: invalid duration "{text}"')
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if pos == 0:
-        raise ValueError(f'time: invalid duration "{text}"')
+        unit = _UNIT.match(body, number.end() if number else pos)
+        name = unit.group(0) if unit else ""
+        if not name:
+            raise ValueError(f'time: missing unit in duration "{text}"')
+        if name not in _DURATION_UNITS:
+            raise ValueError(f'time: unknown unit "{name}" in duration "{text}"')
+        total += float(digits) * _DURATION_UNITS[name]
+        pos = unit.end() if unit else len(body)
     return -total if text.startswith("-") else total
 
 

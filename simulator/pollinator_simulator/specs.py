@@ -56,12 +56,13 @@ def workflow_channels(workflow: Any) -> list[list[str]]:
 
 def parse_workflow(text: str) -> tuple[models.WorkflowSpec, list[list[str]]]:
     """A workflow spec from JSON text; ValueError (worded like Go's decoder where it matters)."""
-    if not text.strip():
-        raise ValueError("unexpected end of JSON input")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"invalid workflow spec JSON: {err.msg}") from None
+        if err.pos >= len(text.rstrip()):
+            raise ValueError("unexpected end of JSON input") from None
+        where = "looking for beginning of value" if err.msg == "Expecting value" else "in JSON"
+        raise ValueError(f"invalid character {text[err.pos]!r} {where}") from None
     if not isinstance(data, dict):
         raise ValueError("json: cannot unmarshal the workflow spec: not a JSON object")
     try:

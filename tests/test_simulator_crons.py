@@ -132,6 +132,7 @@ def test_expression_cron_and_refusals(stack: Stack) -> None:
     )
     assert refused(name="n", workflowspec="") == (400, "unexpected end of JSON input")
     assert refused(name="n", key=stack.owner)[0] == 403  # the colony owner is not a member
+    assert refused(name="n", interval=2**63) == (400, "Failed to add cron, invalid JSON")
     with pytest.raises(RpcRefused) as err:
         stack.rpc(stack.user, "addcronmsg")
     assert (err.value.status, err.value.server_message) == (
@@ -170,3 +171,25 @@ def test_crons_through_the_official_sdk(stack: Stack) -> None:
         sdk.get_cron(cron["cronid"], user)
     with pytest.raises(ColoniesConnectionError, match="cron not found"):
         sdk.run_cron(cron["cronid"], user)
+
+
+def test_a_cron_beyond_the_calendar_is_never_due_and_holds_up_no_other(stack: Stack) -> None:
+    far = {
+        "name": "far",
+        "colonyname": COLONY,
+        "interval": 2**62,
+        "workflowspec": _workflow(spec("never")),
+    }
+    cron = stack.rpc(stack.user, "addcronmsg", cron=far)
+    soon = {
+        "name": "soon",
+        "colonyname": COLONY,
+        "interval": -1,
+        "cronexpression": "@every 1s",
+        "workflowspec": _workflow(spec("soon")),
+    }
+    stack.rpc(stack.user, "addcronmsg", cron=soon)
+    graph = wait_for("the other cron's run", lambda: _graphs(stack), timeout=5)[0]
+    root = stack.rpc(stack.user, "getprocessmsg", processid=graph["rootprocessids"][0])
+    assert root["spec"]["nodename"] == "soon"
+    assert stack.rpc(stack.user, "getcronmsg", cronid=cron["cronid"])["nextrun"] == ZERO

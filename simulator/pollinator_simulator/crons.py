@@ -33,13 +33,16 @@ log = logging.getLogger(__name__)
 KIND = "cron"  # record kind in the store
 _SECOND = 1_000_000_000
 _SETTLED = (ProcessState.SUCCESS, ProcessState.FAILED)
+_LAST = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp()) * _SECOND
 
 
 def next_run(cron: Doc, now: int) -> int:
-    """When the cron runs next, in UTC nanoseconds; 0 when its expression has no next time."""
+    """When the cron runs next, in UTC nanoseconds; 0 when there is no next time (an
+    expression that never matches, or an interval beyond the calendar)."""
     interval: int = cron["interval"]
     if interval > 0:
-        return now + interval * _SECOND
+        nxt = now + interval * _SECOND
+        return nxt if nxt <= _LAST else 0
     try:
         schedule = cron_schedule.parse(cron["cronexpression"])
     except ValueError:
@@ -132,25 +135,29 @@ class CronEngine:
         self.start(cron)
 
     def tick(self) -> None:
-        """One look at every cron."""
+        """One look at every cron; one that fails is logged and holds up no other."""
         for cron in list(self.crons.values()):
-            now = now_ns()
-            nxt = parse_time(cron["nextrun"])
-            if nxt == 0:
-                self._update(cron, next_run(cron, now), 0, "")
-                continue
-            if now <= nxt:
-                continue
-            prev = self.sim.state.graphs.get(cron["prevprocessgraphid"])
-            if prev is None or not cron["waitforprevprocessgraph"] or prev["state"] in _SETTLED:
-                self.start(cron)
+            try:
+                self._look(cron)
+            except Exception:
+                log.exception("cron %s could not be looked at", cron["cronid"])
+
+    def _look(self, cron: Doc) -> None:
+        now = now_ns()
+        nxt = parse_time(cron["nextrun"])
+        if nxt == 0:
+            self._update(cron, next_run(cron, now), 0, "")
+            return
+        if now <= nxt:
+            return
+        prev = self.sim.state.graphs.get(cron["prevprocessgraphid"])
+        if prev is None or not cron["waitforprevprocessgraph"] or prev["state"] in _SETTLED:
+            self.start(cron)
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.period)
             try:
                 self.tick()
-            except Exception:
-                log.exception("the cron loop failed")
             finally:
                 self.sim.state.commit()

@@ -119,26 +119,30 @@ class GeneratorEngine:
         self.sim.state.put_record(KIND, gid, generator)
 
     def tick(self) -> None:
-        """One look at every generator."""
+        """One look at every generator; one that fails is logged and holds up no other."""
         for generator in list(self.generators.values()):
-            counter = self.queue_size(generator["generatorid"])
-            trigger, timeout = generator["trigger"], generator["timeout"]
-            now_s = now_ns() // _SECOND
-            since = parse_time(generator["lastrun"]) or parse_time(generator["firstpack"])
-            timed_out = bool(since) and now_s > since // _SECOND + timeout
-            if counter >= trigger:
-                # A negative trigger never starts anything, as officially (0 is refused).
-                for _ in range(counter // trigger if trigger > 0 else 0):
-                    self._submit(generator, trigger)
-            elif counter >= 1 and timeout > 0 and timed_out:
-                self._submit(generator, counter)
+            try:
+                self._look(generator)
+            except Exception:
+                log.exception("generator %s could not be looked at", generator["generatorid"])
+
+    def _look(self, generator: Doc) -> None:
+        counter = self.queue_size(generator["generatorid"])
+        trigger, timeout = generator["trigger"], generator["timeout"]
+        now_s = now_ns() // _SECOND
+        since = parse_time(generator["lastrun"]) or parse_time(generator["firstpack"])
+        timed_out = bool(since) and now_s > since // _SECOND + timeout
+        if counter >= trigger:
+            # A negative trigger never starts anything, as officially (0 is refused).
+            for _ in range(counter // trigger if trigger > 0 else 0):
+                self._submit(generator, trigger)
+        elif counter >= 1 and timeout > 0 and timed_out:
+            self._submit(generator, counter)
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.period)
             try:
                 self.tick()
-            except Exception:
-                log.exception("the generator loop failed")
             finally:
                 self.sim.state.commit()

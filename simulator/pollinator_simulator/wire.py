@@ -93,7 +93,8 @@ class Payload:
         value = self._fields.get(key)
         if value is None:
             return 0
-        if isinstance(value, bool) or not isinstance(value, int):
+        # Go's int is 64 bits: a larger number is a decoding error there.
+        if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
             raise self._bad()
         return value
 

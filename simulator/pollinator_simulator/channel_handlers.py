@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import json
 import logging
 from collections.abc import Coroutine
@@ -21,7 +20,7 @@ from aiohttp import web
 from .channels import CLOSED, Channel, decode_payload
 from .pubsub import WS_ROUTES, reply_frame
 from .rpc import EMPTY, rpc
-from .store import Doc, ProcessRec
+from .store import Doc
 from .wire import ApiError, Payload
 
 if TYPE_CHECKING:
@@ -33,23 +32,23 @@ _SUBSCRIBE = "subscribechannelmsg"
 _DEFAULT_TIMEOUT = 30
 
 
-def _channel(sim: Simulator, signer: str, msg: Payload) -> tuple[ProcessRec, Channel]:
+def _channel(sim: Simulator, signer: str, msg: Payload) -> Channel:
     rec = sim.state.processes.get(msg.string("processid"))
     if rec is None:
         raise ApiError(404, "Process not found")
     sim.authz.require_member(signer, rec.colony)
-    return rec, sim.channels.get(rec, msg.string("name"))
+    return sim.channels.get(rec, msg.string("name"))
 
 
 @rpc("channelappendmsg", "append to channel")
 async def channel_append(sim: Simulator, signer: str, msg: Payload) -> Any:
     try:
         payload = decode_payload(msg.raw("payload"))
-    except (ValueError, binascii.Error):
+    except ValueError:  # binascii.Error is one
         raise ApiError(400, msg.invalid) from None
     sequence, in_reply_to = msg.integer("sequence"), msg.integer("inreplyto")
     kind = msg.string("payloadtype")
-    _, channel = _channel(sim, signer, msg)
+    channel = _channel(sim, signer, msg)
     try:
         sim.channels.append(channel, signer, sequence, in_reply_to, payload, kind)
     except PermissionError:
@@ -60,7 +59,7 @@ async def channel_append(sim: Simulator, signer: str, msg: Payload) -> Any:
 @rpc("channelreadmsg", "read from channel")
 async def channel_read(sim: Simulator, signer: str, msg: Payload) -> Any:
     after, limit = msg.integer("afterseq"), msg.integer("limit")
-    _, channel = _channel(sim, signer, msg)
+    channel = _channel(sim, signer, msg)
     try:
         return sim.channels.read_after(channel, signer, after, limit)
     except PermissionError:
@@ -75,7 +74,7 @@ def _subscribe(
         data = json.loads(base64.b64decode(body, validate=True))
         if not isinstance(data, dict):
             raise ValueError
-    except (ValueError, binascii.Error):
+    except ValueError:  # binascii.Error is one
         raise ApiError(400, invalid) from None
     msg = Payload(data, invalid)
     if msg.string("msgtype") != _SUBSCRIBE:
@@ -83,7 +82,7 @@ def _subscribe(
             400, "Failed to subscribe to channel, msg.MsgType does not match rpcMsg.PayloadType"
         )
     after, timeout = msg.integer("afterseq"), msg.integer("timeout")
-    _, channel = _channel(sim, signer, msg)
+    channel = _channel(sim, signer, msg)
     try:
         queue = sim.channels.subscribe(channel, signer)
     except PermissionError:

@@ -12,7 +12,8 @@ API::
         keys.environment(sim.host, sim.port)      # COLONIES_* variables for a client
 
 ``EmbeddedSimulator(server_prvkey=None, *, db_path=None, host="127.0.0.1", port=0,
-allow_executor_reregister=True, stale_executor_seconds=600.0, sweep_interval=1.0)``:
+allow_executor_reregister=True, stale_executor_seconds=600.0, sweep_interval=1.0,
+cron_period=1.0, generator_period=1.0)``:
 ``server_prvkey`` defaults to a fresh key (``.server_prvkey``, ``.server_id``); ``port=0`` picks
 a free port; ``db_path`` persists to SQLite. ``start()`` returns self and raises if the server
 could not start; ``stop()`` closes every socket and joins the thread (idempotent). ``call(fn)``
@@ -52,6 +53,8 @@ class EmbeddedSimulator:
         allow_executor_reregister: bool = True,
         stale_executor_seconds: float | None = 600.0,
         sweep_interval: float = 1.0,
+        cron_period: float = 1.0,
+        generator_period: float = 1.0,
     ) -> None:
         self.server_prvkey = server_prvkey or generate_private_key()
         self.server_id = id_from_private_key(self.server_prvkey)
@@ -61,6 +64,7 @@ class EmbeddedSimulator:
         self._reregister = allow_executor_reregister
         self._stale_seconds = stale_executor_seconds
         self._sweep_interval = sweep_interval
+        self._periods = (cron_period, generator_period)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sim: Simulator | None = None
         self._stop: asyncio.Event | None = None
@@ -158,6 +162,8 @@ class EmbeddedSimulator:
                 allow_executor_reregister=self._reregister,
                 stale_executor_seconds=self._stale_seconds,
                 sweep_interval=self._sweep_interval,
+                cron_period=self._periods[0],
+                generator_period=self._periods[1],
             )
             self.port = await sim.start(self.host, self.port)
         except BaseException as err:

@@ -15,7 +15,7 @@ import asyncio
 import heapq
 import itertools
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pollinator_core.colonies import models
@@ -40,9 +40,11 @@ _SECOND = 1_000_000_000
 STALE_CHECK_EVERY = 60 * _SECOND
 
 
-def spec_doc(spec: models.FunctionSpec) -> tuple[Doc, int, int]:
+def spec_doc(spec: models.FunctionSpec, channels: Sequence[str] = ()) -> tuple[Doc, int, int]:
     """A function spec as the official server stores and returns it, with its cpu (millicores)
-    and memory (bytes). Resource strings come back normalised ("<n>m", "<n>Mi"), as there."""
+    and memory (bytes). Resource strings come back normalised ("<n>m", "<n>Mi"), as there.
+    ``channels`` (the spec's channel names, which the model does not carry) is sent only when
+    there are some, as Go's omitempty does."""
     c = spec.conditions
     cpu = parse_cpu(c.cpu)
     mem = parse_mem(c.mem)
@@ -86,6 +88,8 @@ def spec_doc(spec: models.FunctionSpec) -> tuple[Doc, int, int]:
         },
         "env": dict(spec.env),
     }
+    if channels:
+        doc["channels"] = list(channels)
     return doc, cpu, mem
 
 
@@ -167,9 +171,10 @@ class Engine:
         *,
         graph_id: str = "",
         wait_for_parents: bool = False,
+        channels: Sequence[str] = (),
     ) -> ProcessRec:
         """A WAITING process, not yet stored. Raises ValueError for unreadable cpu/mem."""
-        sdoc, cpu, mem = spec_doc(spec)
+        sdoc, cpu, mem = spec_doc(spec, channels)
         now = now_ns()
         wait_deadline = now + spec.maxwaittime * _SECOND if spec.maxwaittime > 0 else 0
         doc: Doc = {
@@ -382,9 +387,14 @@ class Engine:
     # --- workflows ----------------------------------------------------------------------------
 
     def submit_workflow(
-        self, workflow: models.WorkflowSpec, initiator_id: str, initiator_name: str
+        self,
+        workflow: models.WorkflowSpec,
+        initiator_id: str,
+        initiator_name: str,
+        channels: Sequence[Sequence[str]] = (),
     ) -> Doc:
-        """Create a process graph: roots are ready at once, children wait for their parents."""
+        """Create a process graph: roots are ready at once, children wait for their parents.
+        ``channels[i]`` are the channel names of ``workflow.functionspecs[i]``."""
         now = now_ns()
         graph: Doc = {
             "processgraphid": random_id(),
@@ -401,7 +411,7 @@ class Engine:
             "edges": [],
         }
         by_node: dict[str, ProcessRec] = {}
-        for spec in workflow.functionspecs:
+        for i, spec in enumerate(workflow.functionspecs):
             if spec.nodename == "":
                 raise ApiError(500, "Nodename is missing, check function spec for errors")
             if spec.maxexectime == 0:
@@ -416,6 +426,7 @@ class Engine:
                     initiator_name,
                     graph_id=graph["processgraphid"],
                     wait_for_parents=bool(spec.conditions.dependencies),
+                    channels=channels[i] if i < len(channels) else (),
                 )
             except ValueError as err:
                 raise ApiError(500, str(err)) from None

@@ -10,6 +10,7 @@ from pollinator_core.colonies import models
 from pollinator_core.colonies.models import ProcessState
 
 from .rpc import EMPTY, rpc
+from .specs import spec_channels, workflow_channels
 from .store import Doc, ProcessRec
 from .wire import ApiError, Payload, now_ns, or_null, parse_cpu, parse_mem, parse_time
 
@@ -59,9 +60,13 @@ async def submit(sim: Simulator, signer: str, msg: Payload) -> Any:
             "Failed to submit function spec, priority outside range "
             f"[{MIN_PRIORITY}, {MAX_PRIORITY}]",
         )
+    try:
+        channels = spec_channels(msg.raw("spec"))
+    except ValueError:
+        raise ApiError(400, msg.invalid) from None
     name = _initiator_name(sim, colony, signer)
     try:
-        rec = sim.engine.new_process(spec, signer, name)
+        rec = sim.engine.new_process(spec, signer, name, channels=channels)
     except ValueError as err:
         raise ApiError(400, str(err)) from None
     sim.engine.add_process(rec)
@@ -391,7 +396,11 @@ async def submit_workflow(sim: Simulator, signer: str, msg: Payload) -> Any:
         raise ApiError(400, "Failed to submit workflow, msg.WorkflowSpec is nil")
     sim.authz.require_member(signer, workflow.colonyname)
     name = _initiator_name(sim, workflow.colonyname, signer)
-    return sim.engine.submit_workflow(workflow, signer, name)
+    try:
+        channels = workflow_channels(msg.raw("spec"))
+    except ValueError:
+        raise ApiError(400, msg.invalid) from None
+    return sim.engine.submit_workflow(workflow, signer, name, channels)
 
 
 def _graph(sim: Simulator, msg: Payload, what: str) -> Doc:

@@ -19,6 +19,7 @@ import binascii
 import itertools
 import json
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,12 @@ log = logging.getLogger(__name__)
 
 _PROCESS = "subscribeprocessmsg"
 _PROCESSES = "subscribeprocessesmsg"
+
+# Other subscription kinds, registered by the modules that hold them (channels): payload type ->
+# a function of (simulator, socket, signer, base64 payload) that checks the request, raising
+# ApiError, and returns the coroutine that then serves the subscription.
+WsRoute = Callable[["Simulator", web.WebSocketResponse, str, str], Coroutine[Any, Any, None]]
+WS_ROUTES: dict[str, WsRoute] = {}
 
 
 @dataclass(eq=False)
@@ -93,11 +100,11 @@ class PubSub:
                 if frame.type != WSMsgType.TEXT:
                     continue
                 try:
-                    sub, timeout = self._subscribe(str(frame.data))
+                    pump = self._start(ws, str(frame.data))
                 except ApiError as err:
                     await ws.send_str(error_frame(err.status, err.message))
                     break
-                pumps.append(asyncio.create_task(self._pump(ws, sub, timeout)))
+                pumps.append(asyncio.create_task(pump))
         finally:
             for task in pumps:
                 task.cancel()
@@ -105,7 +112,7 @@ class PubSub:
             await ws.close()
         return ws
 
-    def _subscribe(self, text: str) -> tuple[Subscription, float]:
+    def _start(self, ws: web.WebSocketResponse, text: str) -> Coroutine[Any, Any, None]:
         try:
             envelope = json.loads(text)
             payload_type = envelope["payloadtype"]
@@ -116,6 +123,13 @@ class PubSub:
         except (ValueError, KeyError, TypeError):
             raise ApiError(400, "invalid RPC message") from None
         signer = recover_signer(body, signature)
+        route = WS_ROUTES.get(payload_type)
+        if route is not None:
+            return route(self.sim, ws, signer, body)
+        sub, timeout = self._subscribe(signer, payload_type, body)
+        return self._pump(ws, sub, timeout)
+
+    def _subscribe(self, signer: str, payload_type: str, body: str) -> tuple[Subscription, float]:
         if payload_type not in (_PROCESS, _PROCESSES):
             raise ApiError(403, "invalid rpcMsg.PayloadType: " + payload_type)
         what = "process" if payload_type == _PROCESS else "processes"

@@ -18,12 +18,28 @@ from typing import Any
 
 from aiohttp import web
 
-from . import cfs_handlers, colony_handlers, process_handlers  # noqa: F401  (register RPCs)
+from . import (  # noqa: F401  (register RPCs)
+    blueprint_handlers,
+    cfs_handlers,
+    channel_handlers,
+    child_handlers,
+    colony_handlers,
+    cron_handlers,
+    generator_handlers,
+    location_handlers,
+    process_handlers,
+    process_history_handlers,
+)
 from .auth import Authorizer, recover_signer
+from .blueprints import Blueprints
+from .channels import ChannelRouter
+from .crons import CronEngine
+from .generators import GeneratorEngine
 from .lifecycle import Engine
+from .location_handlers import Locations
 from .pubsub import PubSub
 from .rpc import ROUTES
-from .store import Doc, Persistence, SqlitePersistence, State
+from .store import Doc, Persistence, ProcessRec, SqlitePersistence, State
 from .wire import ApiError, Payload, dumps, fmt_time, now_ns
 
 log = logging.getLogger("pollinator_simulator")
@@ -50,7 +66,8 @@ def _error(status: int, message: str) -> web.Response:
 
 class Simulator:
     """One simulated server. ``server_id`` is the ID of the server owner's key (what
-    COLONIES_SERVER_ID holds); ``db_path`` enables SQLite persistence."""
+    COLONIES_SERVER_ID holds); ``db_path`` enables SQLite persistence. ``cron_period`` and
+    ``generator_period`` are how often (seconds) crons and generators are looked at."""
 
     def __init__(
         self,
@@ -60,14 +77,22 @@ class Simulator:
         allow_executor_reregister: bool = True,
         stale_executor_seconds: float | None = 600.0,
         sweep_interval: float = 1.0,
+        cron_period: float = 1.0,
+        generator_period: float = 1.0,
     ) -> None:
         persistence = SqlitePersistence(db_path) if db_path else Persistence()
         self.state = State(persistence)
         self.state.load()
         self.authz = Authorizer(self.state, server_id)
         self.pubsub = PubSub(self)
-        self.engine = Engine(self.state, self.pubsub.publish)
+        self.engine = Engine(self.state, self._process_changed)
         self.engine.rebuild_queues()
+        self.channels = ChannelRouter(self.state)
+        self.crons = CronEngine(self, cron_period)
+        self.generators = GeneratorEngine(self, generator_period)
+        self.locations = Locations(self.state)
+        self.blueprints = Blueprints(self.state)
+        self._timers: list[asyncio.Task[None]] = []
         self.allow_executor_reregister = allow_executor_reregister
         self._stale_ns = (
             None if stale_executor_seconds is None else int(stale_executor_seconds * 1e9)
@@ -101,6 +126,10 @@ class Simulator:
         self.host = host
         self.port = int(self._runner.addresses[0][1])
         self._sweeper = asyncio.create_task(self._sweep_loop())
+        self._timers = [
+            asyncio.create_task(self.crons.run()),
+            asyncio.create_task(self.generators.run()),
+        ]
         log.info("simulator listening on http://%s:%d", host, self.port)
         return self.port
 
@@ -110,6 +139,10 @@ class Simulator:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
+        for timer in self._timers:
+            timer.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
+        self._timers = []
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -124,6 +157,10 @@ class Simulator:
                 log.exception("timeout loop failed")
             finally:
                 self.state.commit()
+
+    def _process_changed(self, rec: ProcessRec) -> None:
+        self.pubsub.publish(rec)
+        self.channels.process_changed(rec)
 
     def mark_alive(self, executor: Doc) -> None:
         """Record that an executor asked for work (stale executors are removed after a while)."""

@@ -6,7 +6,9 @@ COLONIES_COLONY_NAME, COLONIES_COLONY_PRVKEY and COLONIES_PRVKEY set, that colon
 (or, with --db, the ones generated on a previous start are reused), the colony bootstrapped, and
 the ``export`` lines a shell needs are printed to stdout: the one place a key is ever printed,
 because a development stack is what was asked for. COLONIES_SERVER_ID alone only names the server
-owner. Logs go to stderr and never contain keys.
+owner. Logs go to stderr and never contain keys. COLONIES_CRON_CHECKER_PERIOD and
+COLONIES_GENERATOR_CHECKER_PERIOD (milliseconds, 1000 by default) set how often crons and
+generators are looked at, as on the official server.
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ def _keys(env: Mapping[str, str], sim: Simulator) -> tuple[DevKeys | None, bool]
     return keys, True
 
 
+def _period(env: Mapping[str, str], name: str) -> float:
+    """A checker period in seconds, from milliseconds in the environment (default 1 s)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return 1.0
+    if not text.isdigit() or int(text) == 0:
+        raise UsageError(f"{name} must be a whole number of milliseconds above 0, not {text!r}")
+    return int(text) / 1000
+
+
 async def serve(host: str, port: int, db: Path | None, env: Mapping[str, str], out: TextIO) -> None:
     """Run until SIGTERM or SIGINT, then shut down cleanly (committing the database)."""
     # Handlers first: a supervisor may signal as soon as "listening on" is printed.
@@ -63,7 +75,12 @@ async def serve(host: str, port: int, db: Path | None, env: Mapping[str, str], o
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    sim = Simulator(env.get("COLONIES_SERVER_ID", ""), db_path=db)
+    sim = Simulator(
+        env.get("COLONIES_SERVER_ID", ""),
+        db_path=db,
+        cron_period=_period(env, "COLONIES_CRON_CHECKER_PERIOD"),
+        generator_period=_period(env, "COLONIES_GENERATOR_CHECKER_PERIOD"),
+    )
     try:
         keys, print_keys = _keys(env, sim)
         if keys is not None:
@@ -95,6 +112,8 @@ def run(
             f"refusing to listen on {host}: the simulator is a development server; "
             "pass --allow-remote to expose it beyond this machine"
         )
+    for name in ("COLONIES_CRON_CHECKER_PERIOD", "COLONIES_GENERATOR_CHECKER_PERIOD"):
+        _period(env, name)  # checked here, before anything starts
     try:
         keys = keys_from_env(env)  # checked here, before anything starts
         if keys is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,12 +216,17 @@ class State:
     last_log_ts: int = 0
     # Keys a `serve` without COLONIES_* variables generated, kept so a restart can reuse them.
     dev_keys: dict[str, str] | None = None
+    # Records of the families kept by their own modules (crons, generators, channels, blueprints,
+    # locations): kind -> key -> document. Those modules index them; the store only keeps them.
+    records: dict[str, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
+    # Called with a colony's name when it is removed, so those modules cascade the removal.
+    colony_listeners: list[Callable[[str], None]] = field(default_factory=list)
 
     # --- loading ------------------------------------------------------------------------------
 
     def load(self) -> None:
         rows, logs = self.persistence.load()
-        for kind, _, doc in rows:
+        for kind, key, doc in rows:
             if kind == "colony":
                 self.colonies[doc["name"]] = doc
             elif kind == "user":
@@ -248,6 +254,8 @@ class State:
                 self.file_seq = max(self.file_seq, doc)
             elif kind == "devkeys":
                 self.dev_keys = doc
+            else:
+                self.records[kind][key] = doc
         for log in logs:
             self._index_log(log)
         for files in self.labels.values():
@@ -412,6 +420,16 @@ class State:
             self.remove_snapshot(sid)
         self.remove_colony_logs(name)
         self.set_paused(name, False)
+        for listener in self.colony_listeners:
+            listener(name)
+
+    def put_record(self, kind: str, key: str, doc: Any) -> None:
+        self.records[kind][key] = doc
+        self.persistence.put(kind, key, doc)
+
+    def drop_record(self, kind: str, key: str) -> None:
+        self.records[kind].pop(key, None)
+        self.persistence.delete(kind, key)
 
     def save_dev_keys(self, keys: dict[str, str]) -> None:
         self.dev_keys = keys

@@ -93,7 +93,8 @@ class Payload:
         value = self._fields.get(key)
         if value is None:
             return 0
-        if isinstance(value, bool) or not isinstance(value, int):
+        # Go's int is 64 bits: a larger number is a decoding error there.
+        if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
             raise self._bad()
         return value
 
@@ -118,6 +119,27 @@ class Payload:
         if not all(isinstance(v, str) for v in values):
             raise self._bad()
         return values
+
+    def raw(self, key: str) -> Any:
+        """The value as sent (None when absent or null), for fields no model describes."""
+        return self._fields.get(key)
+
+    def object(self, key: str) -> Payload | None:
+        """A nested JSON object, read the same way; None when absent or null."""
+        value = self._fields.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise self._bad()
+        return Payload(value, self.invalid)
+
+    def time(self, key: str) -> int:
+        """An RFC 3339 time (UTC nanoseconds, 0 for none or Go's zero time)."""
+        text = self.string(key)
+        try:
+            return parse_time(text)
+        except ValueError:
+            raise self._bad() from None
 
     def model(self, key: str, cls: type[T]) -> T | None:
         """A nested object decoded into a ``colonies.models`` class; None when absent."""

@@ -3,11 +3,17 @@
 - ``docker_engine`` (session): :class:`infra.components.DockerEngine` (``.client``, ``.image``).
 - ``s3_server`` (session): :class:`infra.components.S3Server` (``.endpoint``, ``.url``, keys,
   ``.bucket``, ``.env()``), verified with a real signed request.
-- A test marked ``docker``, ``s3``, ``slurm`` or ``k8s`` requires that component even when it does
-  not ask for the fixture; a test asking for the fixture gets the marker.
+- ``colonies_server`` (session): :class:`infra.components.ColoniesServer`, the official Colonies
+  server v1.9.12 (exclusive assign, as deployed) with a colony, a user (``.prvkey``), the colony
+  and server keys, and a short stale-executor window (``.stale_seconds``).
+  ``colonies_server_v187``: the same for v1.8.7; ``colonies_servers``: every instance
+  (``.main``, ``.distributed`` for v1.9.12 with distributed assign, ``.v187``).
+- A test marked ``docker``, ``s3``, ``colonies_server``, ``slurm`` or ``k8s`` requires that
+  component even when it does not ask for the fixture; a test asking for the fixture gets the
+  marker.
 - Missing component: skip with the reason; under ``CI=true`` fail instead.
 
-Start the components with tests/infra/docker_up.sh and tests/infra/s3_up.sh (.ci/run does).
+Start the components with tests/infra/docker_up.sh, s3_up.sh and colonies_up.sh (.ci/run does).
 Kept import-light: docker and boto3 load only when a test needs them.
 """
 
@@ -15,10 +21,13 @@ from __future__ import annotations
 
 import pytest
 from infra.components import (
+    COLONIES,
     COMPONENTS,
     DOCKER,
     FIXTURE_MARKERS,
     S3,
+    ColoniesServer,
+    ColoniesServers,
     DockerEngine,
     S3Server,
     ci_requires_components,
@@ -37,10 +46,28 @@ def s3_server() -> S3Server:
     return S3.require()
 
 
+@pytest.fixture(scope="session")
+def colonies_servers() -> ColoniesServers:
+    """Every instance of the official Colonies server that tests/infra/colonies_up.sh runs."""
+    return COLONIES.require()
+
+
+@pytest.fixture(scope="session")
+def colonies_server(colonies_servers: ColoniesServers) -> ColoniesServer:
+    """The official Colonies server v1.9.12 (exclusive assign), its colony, user and keys."""
+    return colonies_servers.main
+
+
+@pytest.fixture(scope="session")
+def colonies_server_v187(colonies_servers: ColoniesServers) -> ColoniesServer:
+    """The official Colonies server v1.8.7 (before the executor capabilities change)."""
+    return colonies_servers.v187
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     if ci_requires_components():
-        return "components: CI=true, a missing docker/s3/slurm/k8s component FAILS its tests"
-    return "components: a missing docker/s3/slurm/k8s component skips its tests (CI=true fails)"
+        return "components: CI=true, a missing component (marker) FAILS its tests"
+    return "components: a missing component (marker) skips its tests (CI=true fails)"
 
 
 # tryfirst: the markers must be on the items before `-m` selection runs.

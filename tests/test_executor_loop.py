@@ -209,6 +209,13 @@ def test_cancel_on_the_server_stops_the_job(
     assert user.get_process(pid).state is ProcessState.CANCELLED
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the executor takes the deadline from the assign reply, which in exclusive-assign "
+    "mode (the official deployment, and the simulator's default now) carries the process's "
+    "previous execdeadline, zero on a first run; it must read it from getprocessmsg "
+    "(docs/simulator.md, issue 9 item 3)",
+)
 def test_walltime_and_maxexectime_stop_the_job(
     user: ColoniesClient, start_executor: StartExecutor
 ) -> None:

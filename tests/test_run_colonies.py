@@ -85,6 +85,12 @@ def test_run_and_lifecycle_on_the_colonies_backend(
     assert "CANCELLED" in err
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a removed executor stays listed as UNREGISTERED (official server v1.9.12); "
+    "`pollinator executors` must hide those as the official CLI does without --all "
+    "(internal/cli/executor.go:284-286)",
+)
 def test_sigterm_lets_jobs_finish_within_the_grace_then_fails_them(
     project: LocalProject,
     start_executor: StartExecutor,

@@ -12,7 +12,11 @@ API::
         keys.environment(sim.host, sim.port)      # COLONIES_* variables for a client
 
 ``EmbeddedSimulator(server_prvkey=None, *, db_path=None, host="127.0.0.1", port=0,
-allow_executor_reregister=True, stale_executor_seconds=600.0, sweep_interval=1.0)``:
+allow_executor_reregister=True, stale_executor_seconds=600.0, stale_check_seconds=60.0,
+exclusive_assign=True, sweep_interval=1.0)``: the server settings are described in
+:class:`Simulator`; re-registration is allowed here, as the official deployment configures it
+(the local backend re-registers its executor on every start), and refused by ``Simulator``
+itself, as by the official server binary.
 ``server_prvkey`` defaults to a fresh key (``.server_prvkey``, ``.server_id``); ``port=0`` picks
 a free port; ``db_path`` persists to SQLite. ``start()`` returns self and raises if the server
 could not start; ``stop()`` closes every socket and joins the thread (idempotent). ``call(fn)``
@@ -51,6 +55,8 @@ class EmbeddedSimulator:
         port: int = 0,
         allow_executor_reregister: bool = True,
         stale_executor_seconds: float | None = 600.0,
+        stale_check_seconds: float = 60.0,
+        exclusive_assign: bool = True,
         sweep_interval: float = 1.0,
     ) -> None:
         self.server_prvkey = server_prvkey or generate_private_key()
@@ -60,6 +66,8 @@ class EmbeddedSimulator:
         self._db_path = db_path
         self._reregister = allow_executor_reregister
         self._stale_seconds = stale_executor_seconds
+        self._stale_check_seconds = stale_check_seconds
+        self._exclusive_assign = exclusive_assign
         self._sweep_interval = sweep_interval
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sim: Simulator | None = None
@@ -157,6 +165,8 @@ class EmbeddedSimulator:
                 db_path=self._db_path,
                 allow_executor_reregister=self._reregister,
                 stale_executor_seconds=self._stale_seconds,
+                stale_check_seconds=self._stale_check_seconds,
+                exclusive_assign=self._exclusive_assign,
                 sweep_interval=self._sweep_interval,
             )
             self.port = await sim.start(self.host, self.port)

@@ -248,17 +248,17 @@ def main() -> int:
     for name in args.servers:
         with target(name, args.ci_dir) as t:
             results[name] = measure(t, args)
-    report = {"results": results, "ratio_official_to_simulator": ratios(results)}
+    relative = ratios(results)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps({"results": results, "ratio_official_to_simulator": relative}, indent=2))
         return 0
     for name, values in results.items():
         print(f"[{name}]")
         for key, value in values.items():
             print(f"  {key}: {value}")
-    for name, values in report["ratio_official_to_simulator"].items():
+    for name, ratio_values in relative.items():
         print(f"[{name} / simulator]")
-        for key, ratio in values.items():
+        for key, ratio in ratio_values.items():
             print(f"  {key}: {ratio}")
     return 0
 

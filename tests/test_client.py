@@ -145,8 +145,12 @@ def test_executors(clients: Clients) -> None:
     clients.owner.reject_executor(clients.colony, "e2")
     assert clients.member.get_executor(clients.colony, "e2").state is ExecutorState.REJECTED
     clients.owner.remove_executor(clients.colony, "e2")
-    names = {e.executorname for e in clients.member.get_executors(clients.colony)}
-    assert names == {clients.sim.executor_name}
+    # The official server (v1.9.12) keeps a removed executor's record, UNREGISTERED.
+    states = {e.executorname: e.state for e in clients.member.get_executors(clients.colony)}
+    assert states == {
+        "e2": ExecutorState.UNREGISTERED,
+        clients.sim.executor_name: ExecutorState.APPROVED,
+    }
 
 
 def test_functions(clients: Clients) -> None:

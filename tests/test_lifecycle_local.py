@@ -96,7 +96,13 @@ def test_a_run_whose_agent_died_is_closed_failed_not_left_running(project: Local
     code, _, err = first.finish()
     assert code == 3  # the server went away: infrastructure
     pid = submitted_id(err)
-    status = json.loads(project.cli("status", "--json", pid[:12]).stdout)  # starts a new agent
+    # `status` starts a new agent, which takes the process back and, its job gone, closes it.
+    deadline = time.monotonic() + 20
+    while (status := json.loads(project.cli("status", "--json", pid[:12]).stdout))[
+        "state"
+    ] == "RUNNING":
+        assert time.monotonic() < deadline, "the orphan is still RUNNING after 20 s"
+        time.sleep(0.2)
     assert status["state"] == "FAILED"
     assert status["errors"][0] == f"lost ({LOST_ORPHAN})"
 

@@ -189,7 +189,8 @@ def test_three_concurrent_runs_keep_their_results_apart(project: LocalProject) -
 
 def test_ctrl_c_detaches_and_logs_f_reattaches(project: LocalProject) -> None:
     project.write_main(SLOW_MAIN)
-    project.edit_yaml("# env:", "env:\n  SLEEP: '3'\n# was env:")
+    # Long enough that a loaded machine still interrupts the job while it runs.
+    project.edit_yaml("# env:", "env:\n  SLEEP: '8'\n# was env:")
     first = project.start(*project.run_args())
     first.wait_for("started")
     first.proc.send_signal(signal.SIGINT)

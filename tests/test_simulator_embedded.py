@@ -55,11 +55,21 @@ def test_bootstrap_is_idempotent_and_keys_work(simulator: EmbeddedSimulator) -> 
 
 
 def test_stale_executors_are_removed(sim_colony: SimColony) -> None:  # noqa: F811
+    """As the official cleanup: an executor heard from (it called assign) and then silent for
+    the window is removed; one never heard from is kept."""
+    never = sim_colony.add_executor("never-polls")
+
     def sweep_ten_minutes_later(sim: Simulator) -> None:
         sim.engine.sweep(now_ns() + 601 * 10**9, 600 * 10**9)
 
+    with pytest.raises(RpcError, match="No process available"):
+        sim_colony.rpc(
+            sim_colony.executor_prvkey, "assignprocessmsg", colonyname="test", timeout=-1
+        )
     sim_colony.sim.call(sweep_ten_minutes_later)
     with pytest.raises(RpcError, match="not a member"):
         sim_colony.rpc(
             sim_colony.executor_prvkey, "assignprocessmsg", colonyname="test", timeout=-1
         )
+    with pytest.raises(RpcError, match="No process available"):
+        sim_colony.rpc(never, "assignprocessmsg", colonyname="test", timeout=-1)

@@ -107,6 +107,7 @@ def served(db: Path, keys: DevKeys) -> Iterator[Served]:
             "COLONIES_COLONY_NAME": keys.colony_name,
             "COLONIES_COLONY_PRVKEY": keys.colony_prvkey,
             "COLONIES_PRVKEY": keys.prvkey,
+            "COLONIES_ALLOW_EXECUTOR_REREGISTER": "true",
         }
     )
     proc = subprocess.Popen(
@@ -183,8 +184,8 @@ def _check(url: str, keys: DevKeys, ack: Acknowledged) -> None:
 def _run_and_stop(db: Path, keys: DevKeys, exe: str, how: signal.Signals) -> Acknowledged:
     ack = Acknowledged()
     with served(db, keys) as server:
-        # Registering again is allowed (as with the official docker-compose settings), and
-        # leaves the executor pending until approved again.
+        # Registering again is allowed (COLONIES_ALLOW_EXECUTOR_REREGISTER=true, as in the
+        # official docker-compose settings), and leaves the executor pending until approved.
         owner, boot = keys.colony_prvkey, RawRpc(server.url)
         executor = {
             "executorid": id_from_private_key(exe),

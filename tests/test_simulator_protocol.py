@@ -147,9 +147,13 @@ def test_executor_names_and_types(sim_colony: SimColony) -> None:  # noqa: F811
     _submit(sim_colony, conditions={"executornames": ["someone-else"]})
     assert _error(_assign, sim_colony)[0] == 404
     mine = _submit(sim_colony, conditions={"executornames": ["sim-executor"]})["processid"]
-    anyone = _submit(sim_colony, conditions={"executornames": ["*"]})["processid"]
+    anyone = _submit(sim_colony, conditions={"executornames": []})["processid"]
     assert _error(_assign, sim_colony, other_type)[0] == 404  # the type must be equal
     assert {_assign(sim_colony)["processid"], _assign(sim_colony)["processid"]} == {mine, anyone}
+    # ["*"] is "any" to the distributed assign only; the exclusive scheduler (the default, as
+    # in the official deployment) never assigns it.
+    _submit(sim_colony, conditions={"executornames": ["*"]})
+    assert _error(_assign, sim_colony)[0] == 404
 
 
 def test_resources_must_fit(sim_colony: SimColony) -> None:  # noqa: F811

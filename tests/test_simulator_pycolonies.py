@@ -55,8 +55,11 @@ def test_colony_and_executor_setup_and_approval(simulator: EmbeddedSimulator) ->
     with pytest.raises(ColoniesConnectionError, match="not a member"):
         sdk.assign("c1", -1, exec_prv)
     sdk.remove_executor("c1", "e1", colony_prv)
-    with pytest.raises(ColoniesConnectionError, match="executor is nil"):
-        sdk.get_executor("c1", "e1", colony_prv)
+    # As on the official server (v1.9.12): the record stays, UNREGISTERED, and its key no
+    # longer assigns.
+    assert [e["state"] for e in sdk.list_executors("c1", exec_prv)] == [3]
+    with pytest.raises(ColoniesConnectionError, match="not a member"):
+        sdk.assign("c1", -1, exec_prv)
     sdk.del_colony("c1", server)
     assert sdk.list_colonies(server) is None
 

@@ -10,10 +10,17 @@ import click
 @click.command()
 @click.option("--backend", metavar="NAME", help="Whose executors: local, colonies ...")
 @click.option("--json", "as_json", is_flag=True, help="Print the executors as JSON.")
+@click.option(
+    "--all", "show_all", is_flag=True, help="Include removed (unregistered) executors too."
+)
 @click.pass_context
-def executors(ctx: click.Context, backend: str | None, as_json: bool) -> None:
-    """List the colony's executors: name, type, location, last heard from."""
+def executors(ctx: click.Context, backend: str | None, as_json: bool, show_all: bool) -> None:
+    """List the colony's executors: name, type, state, location, last heard from.
+
+    Removed executors stay on the server as UNREGISTERED; they are left out unless --all, as
+    the official CLI does."""
     from pollinator_core.cli.context import load
+    from pollinator_core.colonies.models import ExecutorState
     from pollinator_core.colonies.timestamps import ago, parse_time
     from pollinator_core.runs.backends import default_backend, get_backend
 
@@ -32,6 +39,7 @@ def executors(ctx: click.Context, backend: str | None, as_json: bool) -> None:
             "last_heard_from": parse_time(e.lastheardfromtime),
         }
         for e in sorted(found, key=lambda e: e.executorname)
+        if show_all or e.state is not ExecutorState.UNREGISTERED
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))

@@ -38,8 +38,10 @@ def register_executor(
     ``owner`` signs as the colony owner.
     """
     try:
-        current = owner.get_executor(colony, name)
-    except ColoniesError:  # none of that name: the servers answer 404, 400 or 500 ("nil")
+        # Asked as the executor itself: the colony owner is no member and may not read it. A
+        # refusal means this key is not registered (yet), whatever holds the name.
+        current = executor.get_executor(colony, name)
+    except ColoniesError:
         current = None
     if current is not None and current.executorid == executor.signer_id:
         if current.state is not ExecutorState.APPROVED:

@@ -1,9 +1,9 @@
 """RPC handlers for CFS metadata: file records (with revisions), labels and snapshots.
 
 The server never touches file bytes; clients move them to and from S3 themselves. Label queries
-reproduce the official SQL (``LIKE name%`` / ``LIKE name/%``), including one quirk: an exact
-label query returns nothing when the label itself holds no file, even if sub-labels do, so a
-snapshot of such a label is empty on the official server and here alike.
+reproduce the official SQL (``LIKE name%`` / ``LIKE name/%``, wildcards included), and one
+quirk: an exact label query returns nothing when the label itself holds no file, even if
+sub-labels do, so a snapshot of such a label is empty on the official server and here alike.
 """
 
 from __future__ import annotations
@@ -14,7 +14,17 @@ from pollinator_core.colonies import models
 
 from .rpc import EMPTY, rpc
 from .store import Doc
-from .wire import ApiError, Payload, fmt_time, now_ns, or_null, parse_time, random_id
+from .wire import (
+    ApiError,
+    Payload,
+    fmt_time,
+    has_nul,
+    like,
+    now_ns,
+    or_null,
+    parse_time,
+    random_id,
+)
 
 if TYPE_CHECKING:
     from .server import Simulator
@@ -31,16 +41,19 @@ def _label_doc(sim: Simulator, colony: str, label: str) -> Doc:
 
 
 def _labels(sim: Simulator, colony: str, name: str, exact: bool) -> list[Doc] | None:
-    """getfilelabelsmsg's answer: all labels, a prefix match, or a label and its sub-labels."""
+    """getfilelabelsmsg's answer: all labels, ``LIKE name%``, or the label itself plus
+    ``LIKE name/%``. These are SQL LIKE patterns there, so ``_`` and ``%`` in ``name`` match
+    any character(s): ``/p/a_b/src`` also lists ``/p/a-b/src/sub``. (The official server
+    returns exact matches in Go map order; here they are sorted.)"""
     names = sorted(label for c, label in sim.state.labels if c == colony)
     if name == "":
         chosen = names
     elif not exact:
-        chosen = [label for label in names if label.startswith(name)]
+        chosen = [label for label in names if like(name + "%", label)]
     else:
         if (colony, name) not in sim.state.labels:
             return None
-        chosen = [label for label in names if label == name or label.startswith(name + "/")]
+        chosen = [label for label in names if label == name or like(name + "/%", label)]
     return or_null([_label_doc(sim, colony, label) for label in chosen])
 
 
@@ -53,6 +66,10 @@ async def add_file(sim: Simulator, signer: str, msg: Payload) -> Any:
     if file is None:
         raise ApiError(400, "Failed to add file, msg.File is nil")
     sim.authz.require_member(signer, file.colonyname)
+    if has_nul(file.colonyname, file.label, file.name, file.checksum, file.checksumalg):
+        # The official handler ignores the failed insert and replies with the nil it then
+        # reads back: success, payload null, nothing stored.
+        return None
     doc = models.to_dict(file)
     # Unlike the official server, S3 credentials are not kept: readers use their own.
     doc["ref"]["s3object"]["accesskey"] = ""

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pollinator_core.colonies import models
-from pollinator_core.colonies.models import ExecutorState, ProcessState
+from pollinator_core.colonies.models import ZERO_TIME, ExecutorState, ProcessState
 
 from .rpc import EMPTY, rpc
 from .store import Doc
-from .wire import ApiError, Payload, fmt_time, now_ns, or_null, random_id
+from .wire import ApiError, Payload, fmt_time, now_ns, or_null, parse_time, random_id
 
 if TYPE_CHECKING:
     from .server import Simulator
@@ -208,9 +208,12 @@ def executor_doc(
     requirefuncreg: bool = False,
     capabilities: Doc | None = None,
     locationname: str = "",
+    lastheardfromtime: str = ZERO_TIME,
 ) -> Doc:
-    """A new executor record: PENDING whatever the client sent, stamped by the server."""
-    now = fmt_time(now_ns())
+    """A new executor record: PENDING whatever the client sent, commissioned now. The server
+    stores the lastheardfromtime the client sent (the zero time from every official client):
+    the executor counts as heard from at its first assign, and the stale-executor cleanup
+    skips one never heard from."""
     doc: Doc = {
         "executorid": executor_id,
         "executortype": executortype,
@@ -218,8 +221,8 @@ def executor_doc(
         "colonyname": colony,
         "state": ExecutorState.PENDING,
         "requirefuncreg": requirefuncreg,
-        "commissiontime": now,
-        "lastheardfromtime": now,
+        "commissiontime": fmt_time(now_ns()),
+        "lastheardfromtime": lastheardfromtime,
         "capabilities": capabilities or {"hardware": [], "software": []},
         "allocations": {"projects": None},
     }
@@ -233,15 +236,22 @@ async def add_executor(sim: Simulator, signer: str, msg: Payload) -> Any:
     executor = msg.model("executor", models.Executor)
     if executor is None:
         raise ApiError(400, "Failed to add executor, executor is nil")
+    try:
+        heard = fmt_time(parse_time(executor.lastheardfromtime))
+    except ValueError:
+        raise ApiError(400, "Failed to add executor, invalid JSON") from None
     colony, name = executor.colonyname, executor.executorname
     sim.authz.require_colony_owner(signer, colony)
-    if (colony, name) in sim.state.executors:
+    existing = sim.state.executors.get((colony, name))
+    if existing is not None:
+        # A removed executor stays as UNREGISTERED and keeps its name taken.
         if not sim.allow_executor_reregister:
             raise ApiError(400, f"Executor with name <{name}> in Colony <{colony}> already exists")
-        sim.state.remove_executor(colony, name)
+        sim.engine.unregister_executor(existing)
     owner = sim.state.executor_by_id.get(executor.executorid)
-    if owner is not None:
-        # One ID, one executor: the ID is what authorisation is decided on.
+    if owner is not None and owner is not existing:
+        # One ID, one executor: the ID is what authorisation is decided on. (The official
+        # server accepts a second name for a key, then resolves the key to either record.)
         raise ApiError(400, f"Executor with Id <{executor.executorid}> already exists")
     doc = executor_doc(
         executor.executorid,
@@ -251,6 +261,7 @@ async def add_executor(sim: Simulator, signer: str, msg: Payload) -> Any:
         requirefuncreg=executor.requirefuncreg,
         capabilities=models.to_dict(executor.capabilities),
         locationname=executor.locationname,
+        lastheardfromtime=heard,
     )
     sim.state.save_executor(doc)
     return doc
@@ -310,7 +321,7 @@ async def reject_executor(sim: Simulator, signer: str, msg: Payload) -> Any:
 async def remove_executor(sim: Simulator, signer: str, msg: Payload) -> Any:
     executor = _named_executor(sim, msg, "remove executor")
     sim.authz.require_colony_owner(signer, executor["colonyname"])
-    sim.state.remove_executor(executor["colonyname"], executor["executorname"])
+    sim.engine.unregister_executor(executor)
     return EMPTY
 
 

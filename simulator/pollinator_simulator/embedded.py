@@ -12,8 +12,11 @@ API::
         keys.environment(sim.host, sim.port)      # COLONIES_* variables for a client
 
 ``EmbeddedSimulator(server_prvkey=None, *, db_path=None, host="127.0.0.1", port=0,
-allow_executor_reregister=True, stale_executor_seconds=600.0, sweep_interval=1.0,
-cron_period=1.0, generator_period=1.0)``:
+allow_executor_reregister=True, stale_executor_seconds=600.0, stale_check_seconds=60.0,
+exclusive_assign=True, sweep_interval=1.0, cron_period=1.0, generator_period=1.0)``: the server
+settings are described in :class:`Simulator`; re-registration is allowed here, as the official
+deployment configures it (the local backend re-registers its executor on every start), and
+refused by ``Simulator`` itself, as by the official server binary.
 ``server_prvkey`` defaults to a fresh key (``.server_prvkey``, ``.server_id``); ``port=0`` picks
 a free port; ``db_path`` persists to SQLite. ``start()`` returns self and raises if the server
 could not start; ``stop()`` closes every socket and joins the thread (idempotent). ``call(fn)``
@@ -52,6 +55,8 @@ class EmbeddedSimulator:
         port: int = 0,
         allow_executor_reregister: bool = True,
         stale_executor_seconds: float | None = 600.0,
+        stale_check_seconds: float = 60.0,
+        exclusive_assign: bool = True,
         sweep_interval: float = 1.0,
         cron_period: float = 1.0,
         generator_period: float = 1.0,
@@ -63,6 +68,8 @@ class EmbeddedSimulator:
         self._db_path = db_path
         self._reregister = allow_executor_reregister
         self._stale_seconds = stale_executor_seconds
+        self._stale_check_seconds = stale_check_seconds
+        self._exclusive_assign = exclusive_assign
         self._sweep_interval = sweep_interval
         self._periods = (cron_period, generator_period)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -161,6 +168,8 @@ class EmbeddedSimulator:
                 db_path=self._db_path,
                 allow_executor_reregister=self._reregister,
                 stale_executor_seconds=self._stale_seconds,
+                stale_check_seconds=self._stale_check_seconds,
+                exclusive_assign=self._exclusive_assign,
                 sweep_interval=self._sweep_interval,
                 cron_period=self._periods[0],
                 generator_period=self._periods[1],

@@ -16,10 +16,11 @@ import heapq
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pollinator_core.colonies import models
-from pollinator_core.colonies.models import AttributeType, ProcessState
+from pollinator_core.colonies.crypto import sha3_hex
+from pollinator_core.colonies.models import AttributeType, ExecutorState, ProcessState
 from pollinator_core.project.units import format_cpu
 
 from .store import Doc, ProcessRec, State, target_names
@@ -37,14 +38,17 @@ from .wire import (
 WAITING, RUNNING, SUCCESS, FAILED, CANCELLED = (int(s) for s in ProcessState)
 _DAY_NS = 86_400 * 1_000_000_000
 _SECOND = 1_000_000_000
-STALE_CHECK_EVERY = 60 * _SECOND
 
 
-def spec_doc(spec: models.FunctionSpec, channels: Sequence[str] = ()) -> tuple[Doc, int, int]:
+def spec_doc(
+    spec: models.FunctionSpec, names_given: bool = False, channels: Sequence[str] = ()
+) -> tuple[Doc, int, int]:
     """A function spec as the official server stores and returns it, with its cpu (millicores)
     and memory (bytes). Resource strings come back normalised ("<n>m", "<n>Mi"), as there.
-    ``channels`` (the spec's channel names, which the model does not carry) is sent only when
-    there are some, as Go's omitempty does."""
+    ``names_given``: the spec carried executornames as a list, so none comes back as [], not
+    null (a Go nil slice and an empty one are stored apart). ``channels`` (the spec's channel
+    names, which the model does not carry) is sent only when there are some, as Go's omitempty
+    does."""
     c = spec.conditions
     cpu = parse_cpu(c.cpu)
     mem = parse_mem(c.mem)
@@ -62,8 +66,10 @@ def spec_doc(spec: models.FunctionSpec, channels: Sequence[str] = ()) -> tuple[D
         "maxretries": spec.maxretries,
         "conditions": {
             "colonyname": c.colonyname,
-            # Go returns a NULL array for no names, and [] for ["*"].
-            "executornames": [] if c.executornames == ["*"] else (c.executornames or None),
+            # Shown as [] for ["*"] (the scheduler still sees the "*", see Engine._select).
+            "executornames": (
+                [] if c.executornames == ["*"] else c.executornames or ([] if names_given else None)
+            ),
             "executortype": c.executortype,
             "dependencies": c.dependencies,
             "nodes": c.nodes,
@@ -93,9 +99,27 @@ def spec_doc(spec: models.FunctionSpec, channels: Sequence[str] = ()) -> tuple[D
     return doc, cpu, mem
 
 
+class Assignment(NamedTuple):
+    """A process just assigned, and the execdeadline it had before (what the official server
+    in exclusive-assign mode puts in its assign reply)."""
+
+    rec: ProcessRec
+    previous_execdeadline: str
+
+
+def attribute_id(target: str, key: str, kind: int) -> str:
+    """The official server's attribute ID: sha3 of target, key and type, so one process holds
+    one attribute per (key, type); the ID is the table's primary key."""
+    return sha3_hex(f"{target}{key}{kind}")
+
+
+#: PostgreSQL's words when a second attribute with the same (target, key, type) is inserted.
+DUPLICATE_ATTRIBUTE = 'pq: duplicate key value violates unique constraint "prod_attributes_pkey"'
+
+
 def _attribute(rec_doc: Doc, kind: int, key: str, value: str) -> Doc:
     return {
-        "attributeid": random_id(),
+        "attributeid": attribute_id(rec_doc["processid"], key, kind),
         "targetid": rec_doc["processid"],
         "targetcolonyname": rec_doc["spec"]["conditions"]["colonyname"],
         "targetprocessgraphid": rec_doc["processgraphid"],
@@ -106,9 +130,23 @@ def _attribute(rec_doc: Doc, kind: int, key: str, value: str) -> Doc:
     }
 
 
+#: The scheduler passes math.MaxInt8 for the nodes, processes and processes-per-node a process
+#: may ask for (colonies_controller.go, scheduler.go): a process asking for more is never assigned.
+MAX_SCHEDULED = 127
+
+
 class Engine:
-    def __init__(self, state: State, notify: Callable[[ProcessRec], None]) -> None:
+    def __init__(
+        self,
+        state: State,
+        notify: Callable[[ProcessRec], None],
+        *,
+        stale_check_ns: int = 60 * _SECOND,
+        exclusive_assign: bool = True,
+    ) -> None:
         self.state = state
+        self._stale_check_ns = stale_check_ns
+        self._exclusive = exclusive_assign
         self._notify = notify
         self._ready: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
         self._tickets = itertools.count(1)
@@ -171,10 +209,11 @@ class Engine:
         *,
         graph_id: str = "",
         wait_for_parents: bool = False,
+        names_given: bool = False,
         channels: Sequence[str] = (),
     ) -> ProcessRec:
         """A WAITING process, not yet stored. Raises ValueError for unreadable cpu/mem."""
-        sdoc, cpu, mem = spec_doc(spec, channels)
+        sdoc, cpu, mem = spec_doc(spec, names_given, channels)
         now = now_ns()
         wait_deadline = now + spec.maxwaittime * _SECOND if spec.maxwaittime > 0 else 0
         doc: Doc = {
@@ -224,8 +263,15 @@ class Engine:
             self._make_ready(rec)
         self._notify(rec)
 
-    def add_attribute(self, rec: ProcessRec, kind: int, key: str, value: str) -> Doc:
+    def add_attribute(
+        self, rec: ProcessRec, kind: int, key: str, value: str, *, colony: str, state: int
+    ) -> Doc:
+        """An attribute an executor adds. ``colony`` and ``state`` are stored as the client sent
+        them, as the official server does (it fills in only the ID and the graph)."""
         attribute = _attribute(rec.doc, kind, key, value)
+        if attribute["attributeid"] in self.state.attributes:
+            raise ApiError(400, DUPLICATE_ATTRIBUTE)
+        attribute.update(targetcolonyname=colony, state=state)
         rec.doc["attributes"].append(attribute)
         if kind == AttributeType.ENV:
             rec.doc["spec"]["env"][key] = value
@@ -248,7 +294,7 @@ class Engine:
             rec = processes.get(entry[2])
             if rec is None or rec.queued != entry[1] or not rec.assignable:
                 continue  # stale ticket
-            if (not rec.names or name in rec.names) and rec.cpu <= cpu and rec.mem <= mem:
+            if self._matches(rec, name) and rec.cpu <= cpu and rec.mem <= mem:
                 found = rec
                 break
             skipped.append(entry)
@@ -256,7 +302,20 @@ class Engine:
             heapq.heappush(heap, entry)
         return found
 
-    def assign(self, executor: Doc, colony: str, cpu: int, mem: int) -> ProcessRec | None:
+    def _matches(self, rec: ProcessRec, name: str) -> bool:
+        """Names and sizes as the official scheduler checks them. executornames ["*"] means any
+        executor to the distributed assign only; the exclusive scheduler looks for an executor
+        named "*" (FindCandidatesByName) or no names at all (FindCandidates)."""
+        conditions = rec.doc["spec"]["conditions"]
+        if max(conditions["nodes"], conditions["processes"], conditions["processespernode"]) > (
+            MAX_SCHEDULED
+        ):
+            return False
+        if not rec.names or name in rec.names:
+            return True
+        return rec.names == {"*"} and not self._exclusive
+
+    def assign(self, executor: Doc, colony: str, cpu: int, mem: int) -> Assignment | None:
         """Give the executor its best candidate, now RUNNING; None when there is none."""
         rec = self._select(executor, colony, cpu, mem)
         if rec is None:
@@ -265,6 +324,7 @@ class Engine:
         rec.queued = 0
         rec.started = now
         doc = rec.doc
+        previous_deadline = doc["execdeadline"]
         doc["isassigned"] = True
         doc["assignedexecutorid"] = executor["executorid"]
         doc["starttime"] = fmt_time(now)
@@ -285,7 +345,7 @@ class Engine:
             self.resolve_graph(rec.graph)
         self.state.save_process(rec)
         self._notify(rec)
-        return rec
+        return Assignment(rec, previous_deadline)
 
     def unassign(self, rec: ProcessRec) -> None:
         """Back to WAITING for another executor (a timed-out run); counts a retry."""
@@ -529,12 +589,40 @@ class Engine:
                 continue
             if now_s > rec.wait_deadline // _SECOND:
                 self.close_failed(rec, ["Maximum waiting time limit exceeded"])
-        if stale_executor_ns is not None and now - self._last_stale_check >= STALE_CHECK_EVERY:
+        if stale_executor_ns is not None and now - self._last_stale_check >= self._stale_check_ns:
             self._last_stale_check = now
             self._remove_stale_executors(now, stale_executor_ns)
 
     def _remove_stale_executors(self, now: int, max_age: int) -> None:
+        """As the official cleanup worker: executors never heard from (zero lastheardfromtime)
+        are skipped, the others are unregistered once silent for longer than ``max_age``."""
         for doc in list(self.state.executors.values()):
+            if doc["state"] == ExecutorState.UNREGISTERED:
+                continue
             heard = parse_time(doc["lastheardfromtime"])
             if heard and now - heard > max_age:
-                self.state.remove_executor(doc["colonyname"], doc["executorname"])
+                self.unregister_executor(doc)
+
+    # --- executors ------------------------------------------------------------------------------
+
+    def unregister_executor(self, executor: Doc) -> None:
+        """What the official server does to a removed executor: the record stays, UNREGISTERED
+        (so its key is no longer a member and its name stays taken), its functions go, and its
+        RUNNING processes go back to WAITING as if never started: start and end times zero,
+        retries unchanged, the old execdeadline left in place."""
+        executor["state"] = ExecutorState.UNREGISTERED
+        self.state.save_executor(executor)
+        self.state.remove_functions_of(executor["colonyname"], executor["executorname"])
+        executor_id = executor["executorid"]
+        for rec in list(self.state.processes.values()):
+            if rec.state != RUNNING or rec.doc["assignedexecutorid"] != executor_id:
+                continue
+            doc = rec.doc
+            doc["isassigned"] = False
+            doc["assignedexecutorid"] = ""
+            doc["starttime"] = doc["endtime"] = fmt_time(0)
+            rec.started = 0
+            rec.set_state(WAITING)
+            self.state.save_process(rec)
+            self._make_ready(rec)
+            self._notify(rec)

@@ -12,13 +12,25 @@ from pollinator_core.colonies.models import ProcessState
 from .rpc import EMPTY, rpc
 from .specs import spec_channels, workflow_channels
 from .store import Doc, ProcessRec
-from .wire import ApiError, Payload, now_ns, or_null, parse_cpu, parse_mem, parse_time
+from .wire import (
+    NUL_IN_TEXT,
+    ApiError,
+    Payload,
+    has_nul,
+    now_ns,
+    or_null,
+    parse_cpu,
+    parse_mem,
+    parse_time,
+)
 
 if TYPE_CHECKING:
     from .server import Simulator
 
 MAX_COUNT = 100
 MAX_LOG_COUNT = 500
+#: A negative count becomes a negative SQL LIMIT, which PostgreSQL refuses.
+NEGATIVE_LIMIT = "pq: LIMIT must not be negative"
 MIN_PRIORITY, MAX_PRIORITY = -50000, 50000
 _NO_LIMIT = 2**62  # an assign that names no cpu/mem fits anything
 
@@ -65,12 +77,46 @@ async def submit(sim: Simulator, signer: str, msg: Payload) -> Any:
     except ValueError:
         raise ApiError(400, msg.invalid) from None
     name = _initiator_name(sim, colony, signer)
+    if _text_columns_hold_nul(spec):
+        raise ApiError(400, NUL_IN_TEXT)
+    env_has_nul = has_nul(*spec.env.keys(), *map(str, spec.env.values()))
+    if env_has_nul:
+        # The official server inserts the process first and its env (as attributes) after;
+        # the second insert fails, so the submit is refused but the process stays queued,
+        # without its env.
+        spec.env = {}
     try:
-        rec = sim.engine.new_process(spec, signer, name, channels=channels)
+        rec = sim.engine.new_process(
+            spec, signer, name, names_given=_names_given(msg), channels=channels
+        )
     except ValueError as err:
         raise ApiError(400, str(err)) from None
     sim.engine.add_process(rec)
+    if env_has_nul:
+        raise ApiError(400, NUL_IN_TEXT)
     return rec.doc
+
+
+def _names_given(msg: Payload) -> bool:
+    """Whether the spec's conditions carried executornames as a list, even an empty one (Go
+    decodes JSON keys case-insensitively)."""
+    spec = msg.raw("spec")
+    conditions = _lower_get(spec, "conditions") if isinstance(spec, dict) else None
+    names = _lower_get(conditions, "executornames") if isinstance(conditions, dict) else None
+    return isinstance(names, list)
+
+
+def _lower_get(obj: dict[str, Any], key: str) -> Any:
+    return next((v for k, v in obj.items() if str(k).lower() == key), None)
+
+
+def _text_columns_hold_nul(spec: models.FunctionSpec) -> bool:
+    """A NUL in a spec field the official server keeps in a text column of the process row
+    (args, kwargs and fs are stored as JSON, where a NUL is escaped, so those pass; env is
+    stored afterwards, see submit)."""
+    c = spec.conditions
+    texts = [spec.nodename, spec.funcname, spec.label, c.colonyname, c.executortype, c.gpu.name]
+    return has_nul(*texts, *c.executornames, *c.dependencies)
 
 
 @rpc(
@@ -106,9 +152,13 @@ async def assign(sim: Simulator, signer: str, msg: Payload) -> Any:
             if colony in sim.state.paused:
                 raise ApiError(408, "Assignment timeout: colony assignments are paused")
             continue
-        rec = engine.assign(executor, colony, cpu, mem)
-        if rec is not None:
-            return rec.doc
+        assigned = engine.assign(executor, colony, cpu, mem)
+        if assigned is not None:
+            if sim.exclusive_assign:
+                # The official scheduler sets the new deadline in the database only, so its
+                # reply carries the old one: zero on a first run, the passed one on a retry.
+                return {**assigned.rec.doc, "execdeadline": assigned.previous_execdeadline}
+            return assigned.rec.doc
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise ApiError(404, "No process available for assignment")
@@ -149,6 +199,8 @@ async def get_processes(sim: Simulator, signer: str, msg: Payload) -> Any:
     state = msg.integer("state")
     if state not in ProcessState._value2member_map_:
         raise ApiError(400, "Failed to get processes, invalid msg.State")
+    if count < 0:
+        raise ApiError(400, NEGATIVE_LIMIT)
     exectype, label = msg.string("executortype"), msg.string("label")
     recs = [r for r in sim.state.processes.values() if r.colony == colony and r.state == state]
     # The official queries apply one filter only, in this order of precedence.
@@ -223,7 +275,13 @@ async def close_successful(sim: Simulator, signer: str, msg: Payload) -> Any:
 @rpc("closefailedmsg", "close process as failed", invalid="Failed to close failed, invalid JSON")
 async def close_failed(sim: Simulator, signer: str, msg: Payload) -> Any:
     rec = _assigned(sim, signer, msg, "close process as failed", "close process as failed")
-    sim.engine.close_failed(rec, msg.strings("errors"))
+    errors = msg.strings("errors")
+    if has_nul(*errors):
+        # The official server marks the process FAILED first and stores the errors after; that
+        # second write fails, so the close is refused but the process is FAILED, without errors.
+        sim.engine.close_failed(rec, [])
+        raise ApiError(400, NUL_IN_TEXT)
+    sim.engine.close_failed(rec, errors)
     return EMPTY
 
 
@@ -307,16 +365,31 @@ async def add_attribute(sim: Simulator, signer: str, msg: Payload) -> Any:
             "Failed to add attribute, only executor with id "
             f"<{rec.doc['assignedexecutorid']}> is allowed to set attributes",
         )
+    if has_nul(attribute.key, attribute.value):
+        raise ApiError(400, NUL_IN_TEXT)
     return sim.engine.add_attribute(
-        rec, int(attribute.attributetype), attribute.key, attribute.value
+        rec,
+        int(attribute.attributetype),
+        attribute.key,
+        attribute.value,
+        colony=attribute.targetcolonyname,
+        state=_sent_state(msg),
     )
+
+
+def _sent_state(msg: Payload) -> int:
+    """The attribute's state as the client sent it (Pollinator's models do not carry it)."""
+    raw = msg.raw("attribute")
+    state = _lower_get(raw, "state") if isinstance(raw, dict) else None
+    return state if isinstance(state, int) and not isinstance(state, bool) else 0
 
 
 @rpc("getattributemsg", "get attribute")
 async def get_attribute(sim: Simulator, signer: str, msg: Payload) -> Any:
     attribute = sim.state.attributes.get(msg.string("attributeid"))
     if attribute is None:
-        raise ApiError(404, "Failed to get attribute, attribute not found")
+        # The database's words, with the status of any database error there.
+        raise ApiError(400, "Attribute does not exists")
     rec = sim.state.processes.get(attribute["targetid"])
     if rec is None:
         raise ApiError(404, "Failed to get attribute, process not found")
@@ -339,6 +412,10 @@ async def add_log(sim: Simulator, signer: str, msg: Payload) -> Any:
             403,
             "Failed to add log, not allowed to add log, only the assigned Executor may att logs",
         )
+    message = msg.string("message")
+    if has_nul(message):
+        # PostgreSQL refuses the line; the official handler reports that twice in one body.
+        raise ApiError(400, NUL_IN_TEXT, then=500)
     state = sim.state
     # Strictly increasing stamps, so a follower asking for ts > last never skips a line.
     ts = max(now_ns(), state.last_log_ts + 1)
@@ -347,7 +424,7 @@ async def add_log(sim: Simulator, signer: str, msg: Payload) -> Any:
             "processid": rec.id,
             "colonyname": rec.colony,
             "executorname": state.executor_by_id[signer]["executorname"],
-            "message": msg.string("message"),
+            "message": message,
             "timestamp": ts,
         }
     )
@@ -375,6 +452,8 @@ async def get_logs(sim: Simulator, signer: str, msg: Payload) -> Any:
     count = msg.integer("count")
     if count > MAX_LOG_COUNT:
         raise ApiError(403, f"Count exceeds max log count ({MAX_LOG_COUNT})")
+    if count < 0:
+        raise ApiError(400, NEGATIVE_LIMIT, then=500)  # reported twice, as by the official handler
     since, latest = msg.integer("since"), msg.boolean("latest")
     if executor_name:
         logs = sim.state.executor_logs.get((colony, executor_name), [])

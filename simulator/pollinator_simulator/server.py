@@ -58,24 +58,36 @@ def _reply(payload_type: str, payload: Any) -> web.Response:
     return web.Response(text=text, content_type="text/plain")
 
 
-def _error(status: int, message: str) -> web.Response:
-    body = base64.b64encode(dumps({"status": status, "message": message}).encode()).decode()
-    text = f'{{"payloadtype":"error","payload":"{body}","error":true}}'
+def _error(status: int, message: str, then: int | None = None) -> web.Response:
+    text = ""
+    for code in (status,) if then is None else (status, then):
+        body = base64.b64encode(dumps({"status": code, "message": message}).encode()).decode()
+        text += f'{{"payloadtype":"error","payload":"{body}","error":true}}'
     return web.Response(status=status, text=text, content_type="text/plain")
 
 
 class Simulator:
     """One simulated server. ``server_id`` is the ID of the server owner's key (what
     COLONIES_SERVER_ID holds); ``db_path`` enables SQLite persistence. ``cron_period`` and
-    ``generator_period`` are how often (seconds) crons and generators are looked at."""
+    ``generator_period`` are how often (seconds) crons and generators are looked at.
+
+    The other settings are the official server's: ``allow_executor_reregister``
+    (COLONIES_ALLOW_EXECUTOR_REREGISTER, off unless set), ``stale_executor_seconds``
+    (COLONIES_STALE_EXECUTOR_DURATION; None: never) checked every ``stale_check_seconds``
+    (COLONIES_CLEANUP_INTERVAL), and ``exclusive_assign`` (COLONIES_EXCLUSIVE_ASSIGN, which the
+    official deployment sets): in that mode the assign reply carries the execdeadline the process
+    had before this assignment, as there; a following getprocess has the new one.
+    """
 
     def __init__(
         self,
         server_id: str,
         *,
         db_path: str | Path | None = None,
-        allow_executor_reregister: bool = True,
+        allow_executor_reregister: bool = False,
         stale_executor_seconds: float | None = 600.0,
+        stale_check_seconds: float = 60.0,
+        exclusive_assign: bool = True,
         sweep_interval: float = 1.0,
         cron_period: float = 1.0,
         generator_period: float = 1.0,
@@ -85,7 +97,12 @@ class Simulator:
         self.state.load()
         self.authz = Authorizer(self.state, server_id)
         self.pubsub = PubSub(self)
-        self.engine = Engine(self.state, self._process_changed)
+        self.engine = Engine(
+            self.state,
+            self._process_changed,
+            stale_check_ns=int(stale_check_seconds * 1e9),
+            exclusive_assign=exclusive_assign,
+        )
         self.engine.rebuild_queues()
         self.channels = ChannelRouter(self.state)
         self.crons = CronEngine(self, cron_period)
@@ -94,6 +111,7 @@ class Simulator:
         self.blueprints = Blueprints(self.state)
         self._timers: list[asyncio.Task[None]] = []
         self.allow_executor_reregister = allow_executor_reregister
+        self.exclusive_assign = exclusive_assign
         self._stale_ns = (
             None if stale_executor_seconds is None else int(stale_executor_seconds * 1e9)
         )
@@ -179,7 +197,7 @@ class Simulator:
         try:
             return await self._dispatch(await request.read())
         except ApiError as err:
-            return _error(err.status, err.message)
+            return _error(err.status, err.message, err.then)
         except Exception:
             log.exception("internal error while handling an RPC")
             return _error(500, "internal server error")

@@ -6,9 +6,10 @@ COLONIES_COLONY_NAME, COLONIES_COLONY_PRVKEY and COLONIES_PRVKEY set, that colon
 (or, with --db, the ones generated on a previous start are reused), the colony bootstrapped, and
 the ``export`` lines a shell needs are printed to stdout: the one place a key is ever printed,
 because a development stack is what was asked for. COLONIES_SERVER_ID alone only names the server
-owner. Logs go to stderr and never contain keys. COLONIES_CRON_CHECKER_PERIOD and
-COLONIES_GENERATOR_CHECKER_PERIOD (milliseconds, 1000 by default) set how often crons and
-generators are looked at, as on the official server.
+owner. COLONIES_ALLOW_EXECUTOR_REREGISTER=true lets an executor name be registered again, as
+on the official server (off unless set). Logs go to stderr and never contain keys.
+COLONIES_CRON_CHECKER_PERIOD and COLONIES_GENERATOR_CHECKER_PERIOD (milliseconds, 1000 by
+default) set how often crons and generators are looked at, as on the official server.
 """
 
 from __future__ import annotations
@@ -68,6 +69,21 @@ def _period(env: Mapping[str, str], name: str) -> float:
     return int(text) / 1000
 
 
+# Go's strconv.ParseBool, which the official server reads its flags with.
+_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True}
+_GO_BOOLS |= {"0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+
+def reregister_allowed(env: Mapping[str, str]) -> bool:
+    """COLONIES_ALLOW_EXECUTOR_REREGISTER, read as the official server reads it (unset: no)."""
+    value = env.get("COLONIES_ALLOW_EXECUTOR_REREGISTER", "")
+    if value == "":
+        return False
+    if value not in _GO_BOOLS:
+        raise UsageError(f"COLONIES_ALLOW_EXECUTOR_REREGISTER must be true or false, not {value!r}")
+    return _GO_BOOLS[value]
+
+
 async def serve(host: str, port: int, db: Path | None, env: Mapping[str, str], out: TextIO) -> None:
     """Run until SIGTERM or SIGINT, then shut down cleanly (committing the database)."""
     # Handlers first: a supervisor may signal as soon as "listening on" is printed.
@@ -80,6 +96,7 @@ async def serve(host: str, port: int, db: Path | None, env: Mapping[str, str], o
         db_path=db,
         cron_period=_period(env, "COLONIES_CRON_CHECKER_PERIOD"),
         generator_period=_period(env, "COLONIES_GENERATOR_CHECKER_PERIOD"),
+        allow_executor_reregister=reregister_allowed(env),
     )
     try:
         keys, print_keys = _keys(env, sim)
@@ -114,8 +131,9 @@ def run(
         )
     for name in ("COLONIES_CRON_CHECKER_PERIOD", "COLONIES_GENERATOR_CHECKER_PERIOD"):
         _period(env, name)  # checked here, before anything starts
+    reregister_allowed(env)  # checked here, before anything starts
     try:
-        keys = keys_from_env(env)  # checked here, before anything starts
+        keys = keys_from_env(env)
         if keys is not None:
             for name in ("server_prvkey", "colony_prvkey", "prvkey"):
                 id_from_private_key(getattr(keys, name))

@@ -88,10 +88,9 @@ class ProcessRec:
 
 
 def target_names(names: list[str] | None) -> frozenset[str]:
-    """Executor names a process may go to; none or ["*"] means any."""
-    if not names or names == ["*"]:
-        return frozenset()
-    return frozenset(names)
+    """Executor names a process may go to; none means any (what "*" means depends on the assign
+    mode: see Engine._matches)."""
+    return frozenset(names or ())
 
 
 class Persistence:
@@ -283,7 +282,11 @@ class State:
         return self.user_ids.get((colony, user_id))
 
     def save_executor(self, doc: Doc) -> None:
-        self.executors[(doc["colonyname"], doc["executorname"])] = doc
+        key = (doc["colonyname"], doc["executorname"])
+        replaced = self.executors.get(key)
+        if replaced is not None and self.executor_by_id.get(replaced["executorid"]) is replaced:
+            del self.executor_by_id[replaced["executorid"]]  # a name re-registered with a new key
+        self.executors[key] = doc
         self.executor_by_id[doc["executorid"]] = doc
         self.persistence.put("executor", _key(doc["colonyname"], doc["executorname"]), doc)
 
@@ -292,10 +295,13 @@ class State:
         if doc is not None and self.executor_by_id.get(doc["executorid"]) is doc:
             del self.executor_by_id[doc["executorid"]]
         self.persistence.delete("executor", _key(colony, name))
+        self.remove_functions_of(colony, name)
+
+    def remove_functions_of(self, colony: str, executor_name: str) -> None:
         for fid in [
             f
             for f, d in self.functions.items()
-            if (d["colonyname"], d["executorname"]) == (colony, name)
+            if (d["colonyname"], d["executorname"]) == (colony, executor_name)
         ]:
             self.remove_function(fid)
 

@@ -7,6 +7,7 @@ stay close to the official handler logic without re-deriving these details each 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -20,12 +21,43 @@ T = TypeVar("T")
 
 
 class ApiError(Exception):
-    """An RPC failure: becomes an error envelope whose HTTP status equals ``status``."""
+    """An RPC failure: becomes an error envelope whose HTTP status equals ``status``.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``then``: the status of a second envelope with the same message written into the same body,
+    as official handlers do when they report one database error twice (the reply is then not one
+    JSON document; the HTTP status stays the first).
+    """
+
+    def __init__(self, status: int, message: str, *, then: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.then = then
+
+
+#: PostgreSQL's refusal of a 0x00 byte in a text column, which the official server passes on.
+NUL_IN_TEXT = 'pq: invalid byte sequence for encoding "UTF8": 0x00'
+
+
+def has_nul(*texts: str) -> bool:
+    """Whether any of the texts holds a NUL, which no PostgreSQL text column can store."""
+    return any("\x00" in text for text in texts)
+
+
+def like(pattern: str, text: str) -> bool:
+    """PostgreSQL's ``text LIKE pattern``: ``%`` any run, ``_`` any one character, a backslash
+    makes the next character literal. The official label queries are LIKE queries, so ``_``
+    and ``%`` in label names are wildcards there."""
+    parts, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            parts.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        parts.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    return re.fullmatch("".join(parts), text, re.DOTALL) is not None
 
 
 def random_id() -> str:
@@ -121,7 +153,8 @@ class Payload:
         return values
 
     def raw(self, key: str) -> Any:
-        """The value as sent (None when absent or null), for fields no model describes."""
+        """The value as sent (None when absent or null), for fields no model describes and where
+        null and [] mean different things."""
         return self._fields.get(key)
 
     def object(self, key: str) -> Payload | None:

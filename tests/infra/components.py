@@ -4,10 +4,10 @@ Policy: a missing component SKIPS its tests with the reason, except under CI (``
 it FAILS them: a silent skip must never hide a broken backend. Every component goes through
 :meth:`Component.require`, whether a test asks for its fixture or only carries its marker.
 
-The tests get here through tests/conftest.py (fixtures ``docker_engine``, ``s3_server`` and
-``slurm_cluster``, ``k8s_cluster``); import the types from here for annotations:
-``from infra.components import S3Server``. Heavy libraries (docker, botocore, kubernetes) are
-imported only when a component is first probed.
+The tests get here through tests/conftest.py (fixtures ``docker_engine``, ``s3_server``,
+``colonies_server``..., ``slurm_cluster``, ``k8s_cluster``); import the types from here for
+annotations: ``from infra.components import S3Server``. Heavy libraries (docker, botocore,
+kubernetes) are imported only when a component is first probed.
 """
 
 from __future__ import annotations
@@ -233,6 +233,139 @@ def _check_s3(server: S3Server, hint: str) -> None:
         client.close()
 
 
+# --- The official Colonies server (tests/infra/colonies_up.sh) ----------------------------------
+
+
+@dataclass(frozen=True)
+class ColoniesServer:
+    """One instance of the official Colonies server, with a colony and a user of it.
+
+    ``prvkey`` belongs to the user (a member that submits); ``colony_prvkey`` owns the colony
+    (adds executors and users); ``server_prvkey`` owns the server. ``stale_seconds`` is how long
+    the server keeps an executor it has not heard from (0: never removed, as in v1.8.x), checked
+    every ``cleanup_seconds``. Keys never appear in reprs.
+    """
+
+    name: str
+    version: str
+    host: str
+    port: int
+    server_id: str
+    colony_name: str
+    colony_id: str
+    user_name: str
+    user_id: str
+    exclusive_assign: bool
+    stale_seconds: int
+    cleanup_seconds: int
+    server_prvkey: str = field(repr=False)
+    colony_prvkey: str = field(repr=False)
+    prvkey: str = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """COLONIES_* variables for a client signing as the user (the official tools' names)."""
+        return {
+            "COLONIES_SERVER_HOST": self.host,
+            "COLONIES_SERVER_PORT": str(self.port),
+            "COLONIES_SERVER_TLS": "false",
+            "COLONIES_SERVER_ID": self.server_id,
+            "COLONIES_SERVER_PRVKEY": self.server_prvkey,
+            "COLONIES_COLONY_NAME": self.colony_name,
+            "COLONIES_COLONY_ID": self.colony_id,
+            "COLONIES_COLONY_PRVKEY": self.colony_prvkey,
+            "COLONIES_PRVKEY": self.prvkey,
+        }
+
+
+@dataclass(frozen=True)
+class ColoniesServers:
+    """The instances tests/infra/colonies_up.sh runs side by side."""
+
+    #: v1.9.12 with exclusive assign, as the official deployment runs it (the default peer).
+    main: ColoniesServer
+    #: v1.9.12 with distributed assign, the server's own default when nothing is configured.
+    distributed: ColoniesServer
+    #: v1.8.7: what the official executors link; executor capabilities are objects there.
+    v187: ColoniesServer
+
+
+#: Instance name (env file $CI_DIR/<name>.env) -> the version colonies_up.sh runs there.
+COLONIES_INSTANCES = {"colonies": "v1.9.12", "colonies-dist": "v1.9.12", "colonies-v187": "v1.8.7"}
+
+
+def colonies_env_file(name: str) -> Path:
+    """The env file tests/infra/colonies_up.sh writes for an instance."""
+    return CI_DIR / f"{name}.env"
+
+
+def colonies_server_from_env(name: str, env: dict[str, str]) -> ColoniesServer:
+    """A ColoniesServer from an env file's variables; KeyError names a missing one."""
+    return ColoniesServer(
+        name=name,
+        version=env["COLONIES_SERVER_VERSION"],
+        host=env["COLONIES_SERVER_HOST"],
+        port=int(env["COLONIES_SERVER_PORT"]),
+        server_id=env["COLONIES_SERVER_ID"],
+        colony_name=env["COLONIES_COLONY_NAME"],
+        colony_id=env["COLONIES_COLONY_ID"],
+        user_name=env["COLONIES_USER_NAME"],
+        user_id=env["COLONIES_USER_ID"],
+        exclusive_assign=env["COLONIES_EXCLUSIVE_ASSIGN"] == "true",
+        stale_seconds=int(env["COLONIES_STALE_EXECUTOR_DURATION"]),
+        cleanup_seconds=int(env["COLONIES_CLEANUP_INTERVAL"]),
+        server_prvkey=env["COLONIES_SERVER_PRVKEY"],
+        colony_prvkey=env["COLONIES_COLONY_PRVKEY"],
+        prvkey=env["COLONIES_PRVKEY"],
+    )
+
+
+def _server_version(server: ColoniesServer) -> str:
+    """The build version the server reports (versionmsg needs no signature)."""
+    import base64
+    import json
+    import urllib.request
+
+    payload = base64.b64encode(json.dumps({"msgtype": "versionmsg"}).encode()).decode()
+    body = json.dumps({"payloadtype": "versionmsg", "payload": payload, "signature": ""})
+    request = urllib.request.Request(f"{server.url}/api", data=body.encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        reply = json.loads(response.read())
+    return str(json.loads(base64.b64decode(reply["payload"])).get("buildversion", ""))
+
+
+def _probe_colonies() -> ColoniesServers:
+    hint = "start them with: bash tests/infra/colonies_up.sh"
+    servers: dict[str, ColoniesServer] = {}
+    for name, version in COLONIES_INSTANCES.items():
+        path = colonies_env_file(name)
+        if not path.is_file():
+            raise ComponentMissing(f"no env file at {path}; {hint}")
+        try:
+            server = colonies_server_from_env(name, read_env_file(path))
+        except (KeyError, ValueError) as exc:
+            raise ComponentMissing(f"{path} is incomplete ({exc}); {hint}") from exc
+        try:
+            reported = _server_version(server)
+        except (OSError, ValueError, KeyError) as exc:
+            reason = f"no Colonies server answers at {server.url} ({exc}); {hint}"
+            raise ComponentMissing(reason) from exc
+        if reported != version or server.version != version:
+            raise ComponentMissing(
+                f"the server at {server.url} reports version {reported!r}, "
+                f"expected {version}; {hint}"
+            )
+        servers[name] = server
+    return ColoniesServers(
+        main=servers["colonies"],
+        distributed=servers["colonies-dist"],
+        v187=servers["colonies-v187"],
+    )
+
+
 # --- Slurm with Apptainer (tests/infra/slurm_up.sh) ---------------------------------------------
 
 #: The script that runs the test cluster; SlurmCluster's control methods call it.
@@ -369,7 +502,6 @@ def _probe_slurm() -> SlurmCluster:
     )
 
 
-# --- Kubernetes: detection arrives with its issue ------------------------------------------------
 # --- Kubernetes --------------------------------------------------------------------------------
 
 
@@ -530,13 +662,17 @@ DOCKER: Component[DockerEngine] = Component("docker", _probe_docker, _close_dock
 S3: Component[S3Server] = Component("s3", _probe_s3)
 SLURM: Component[SlurmCluster] = Component("slurm", _probe_slurm)
 K8S: Component[K8sCluster] = Component("k8s", _probe_k8s)
+COLONIES: Component[ColoniesServers] = Component("colonies_server", _probe_colonies)
 
 #: Marker name -> component: a test with the marker requires the component.
-COMPONENTS: dict[str, Component[Any]] = {c.marker: c for c in (DOCKER, S3, SLURM, K8S)}
+COMPONENTS: dict[str, Component[Any]] = {c.marker: c for c in (DOCKER, S3, SLURM, K8S, COLONIES)}
 #: Fixture name -> marker: a test using the fixture gets the marker (so ``-m "not docker"`` works).
 FIXTURE_MARKERS: dict[str, str] = {
     "docker_engine": "docker",
     "s3_server": "s3",
     "slurm_cluster": "slurm",
     "k8s_cluster": "k8s",
+    "colonies_server": "colonies_server",
+    "colonies_server_v187": "colonies_server",
+    "colonies_servers": "colonies_server",
 }

@@ -96,6 +96,14 @@ def test_the_original_shape_with_the_documented_departures() -> None:
     original["maxexectime"] = original["conditions"]["walltime"] = 600 + 3600
     original["kwargs"]["walltime"] = 600
     original["fs"]["dirs"][0]["label"] = "/pollinator/demo/result/{processid}"  # (a)
+    # (d) every directory of a run under its snapshot id, so overlapping runs never share one
+    # on an executor that keeps one tree; the executor removes the snapshot when done
+    original["fs"]["dirs"][0]["dir"] = "/pollinator/demo/SNAP/result"
+    original["fs"]["dirs"][1]["dir"] = "/pollinator/demo/SNAP/data"
+    original["fs"]["dirs"][1]["keepfiles"] = False
+    original["fs"]["snapshots"][0]["keepfiles"] = False
+    original["fs"]["snapshots"][0]["keepsnapshot"] = False
+    original["env"]["PROJECT_DIR"] = "/cfs/pollinator/demo/SNAP"
     text = "projectname: demo\nconditions:\n  executorNames: [ex]\n"
     assert to_dict(build_function_spec(project(text), "SNAP", "col")) == original
 
@@ -112,7 +120,7 @@ def test_project_keys_override_the_defaults() -> None:
     assert spec.maxexectime == spec.conditions.walltime == 5400 + 3600
     assert spec.label == "nightly"
     assert spec.env == {
-        "PROJECT_DIR": "/cfs/pollinator/full",
+        "PROJECT_DIR": "/cfs/pollinator/full/s",
         "OMP_NUM_THREADS": "4",
         "MODE": "fast",
     }

@@ -40,7 +40,12 @@ def substitute(text: str, process_id: str) -> str:
 def build_function_spec(project: Project, snapshot_id: str, colony_name: str) -> FunctionSpec:
     """The spec for running ``project`` from its src snapshot ``snapshot_id``. Pure."""
     prefix = project.label_prefix
-    src_dir = f"{prefix}/{snapshot_id}/src"
+    # Every directory of a run lives under the run's own snapshot id (each run snapshots its
+    # src anew): executors that keep one directory tree for all processes (the official HPC,
+    # Kubernetes and parallel Docker executors) never mix the files of overlapping runs, and
+    # $PROJECT_DIR/result and $PROJECT_DIR/data mean the same for every job.
+    run_dir = f"{prefix}/{snapshot_id}"
+    src_dir = f"{run_dir}/src"
     source = project.environment.source
     args = [f"{MOUNT}{src_dir}/{PurePosixPath(source)}"] if source else []
     conditions = project.conditions
@@ -80,31 +85,33 @@ def build_function_spec(project: Project, snapshot_id: str, colony_name: str) ->
         fs=Fs(
             mount=MOUNT,
             snapshots=[
+                # Removed by the executor once the process is done: no run leaks its snapshot,
+                # followed to the end or not.
                 SnapshotMount(
                     snapshotid=snapshot_id,
                     label=f"{prefix}/src",
                     dir=src_dir,
-                    keepfiles=True,
-                    keepsnapshot=True,
+                    keepfiles=False,
+                    keepsnapshot=False,
                 )
             ],
             dirs=[
                 # Executors replace {processid}: each run's results get their own label.
                 SyncDir(
                     label=f"{prefix}/result/{{processid}}",
-                    dir=f"{prefix}/result",
+                    dir=f"{run_dir}/result",
                     keepfiles=False,
                     onconflicts=_on_conflicts(onstart=False, onclose=True),
                 ),
                 SyncDir(
                     label=f"{prefix}/data",
-                    dir=f"{prefix}/data",
-                    keepfiles=True,
+                    dir=f"{run_dir}/data",
+                    keepfiles=False,
                     onconflicts=_on_conflicts(onstart=False, onclose=False),
                 ),
             ],
         ),
-        env={"PROJECT_DIR": f"{MOUNT}{prefix}", **project.env},
+        env={"PROJECT_DIR": f"{MOUNT}{run_dir}", **project.env},
     )
 
 

@@ -38,7 +38,7 @@ from typing import ParamSpec, TypeVar
 import attrs
 
 from pollinator_core.errors import InfraError
-from pollinator_core.execution.exitrecord import ExitRecord, decide, read_exit_record
+from pollinator_core.execution.exitrecord import RECORD_FILE, ExitRecord, decide, read_exit_record
 from pollinator_core.execution.job import Job
 from pollinator_core.execution.runtime import JobState, JobStatus, Runtime
 from pollinator_core.execution.tail import FileTailer
@@ -146,7 +146,20 @@ class BatchRuntime(Runtime):
     def _record(self, job: Job) -> ExitRecord | None:
         """The exit record the job's wrapper wrote, if any."""
         output = self._output(job)
-        return read_exit_record(output.parent / "exit.json") if output else None
+        return read_exit_record(output.parent / RECORD_FILE) if output else None
+
+    def _announce(self, handle: str, line: str) -> None:
+        """Put a runtime's own notice (``running on nodes ...``) into the job's log."""
+        with self._lock:
+            tracked = self._jobs.get(handle)
+            if tracked is not None:
+                tracked.notices.append(f"pollinator: {line}\n")
+
+    def _nudge(self) -> None:
+        """Poll again now, and often for a while: something says a job changed."""
+        with self._lock:
+            self._interval = self.polling.min_interval
+        self._wake.set()
 
     # --- the Runtime interface ----------------------------------------------------------------
 
@@ -177,10 +190,26 @@ class BatchRuntime(Runtime):
         if output is None:
             yield from self._notices_until_end(handle)
             return
+        record = output.parent / RECORD_FILE
+        nudged = False
+
+        def ended() -> bool:
+            nonlocal nudged
+            if self._ended(handle):
+                return True
+            if not nudged and record.exists():
+                # The wrapper writes its record last: the job is over. Ask the scheduler now,
+                # not at the next cycle, which may be a minute away.
+                nudged = True
+                self._nudge()
+            return False
+
         tailer = FileTailer(output, offset)
-        for chunk in tailer.follow(lambda: self._ended(handle)):
+        # Quiet polls too: notices (why it is still pending) must not wait for the first output.
+        for chunk in tailer.follow(ended, idle=True):
             yield from self._take_notices(handle)
-            yield chunk
+            if chunk:
+                yield chunk
         yield from self._take_notices(handle)
 
     def cancel(self, handle: str, why: Termination) -> None:

@@ -319,6 +319,58 @@ def test_cancel_a_running_and_a_pending_job(fresh: SlurmProject) -> None:
     assert "finished" not in out
 
 
+def test_a_cancel_right_after_submission_leaves_no_job_behind(fresh: SlurmProject) -> None:
+    """The cancel reaches the executor while it stages files or runs sbatch: whatever it
+    submitted is stopped too."""
+    fresh.configure(SLEEPER)
+    run = fresh.start(*fresh.run_args())
+    pid = run.wait_for(r"submitted process ([0-9a-f]{64})", stderr=True).group(1)
+    assert fresh.cli("cancel", pid[:12]).returncode == 0
+    code, _, err = run.finish(timeout=120)
+    assert code == 1 and "CANCELLED" in err
+    name = external_name(pid)
+    deadline = time.monotonic() + 60
+    while True:
+        queued = subprocess.run(
+            ["squeue", "-h", f"--name={name}", "-t", "PENDING,RUNNING,CONFIGURING", "-o", "%i"],
+            capture_output=True, text=True, timeout=60,
+        ).stdout.split()  # fmt: skip
+        if not queued:
+            break
+        assert time.monotonic() < deadline, f"jobs {queued} of a cancelled process still queued"
+        time.sleep(1)
+    assert len(submissions(pid)) <= 1
+
+
+def test_an_image_that_cannot_be_had_fails_with_the_converters_words(
+    fresh: SlurmProject,
+) -> None:
+    fresh.configure(**{"docker": "pollinator-no-such-image:1"})
+    done = fresh.cli(*fresh.run_args(), timeout=240)
+    assert done.returncode == 1
+    assert "converting image 'pollinator-no-such-image:1' (docker://pollinator-no-such-image:1)" \
+        " to a SIF failed" in done.stderr  # fmt: skip
+    assert "FATAL" in done.stderr  # Apptainer's own message follows
+
+
+def test_settings_slurm_refuses_stop_the_executor_with_slurms_words(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COLONIES_", "POLLINATOR_"))}
+    env.update(COLONIES_SERVER_HOST="127.0.0.1", COLONIES_SERVER_PORT="1",
+               COLONIES_COLONY_NAME="c", COLONIES_PRVKEY="0" * 64,
+               POLLINATOR_STORAGE=f"file://{tmp_path / 'store'}")  # fmt: skip
+    done = subprocess.run(
+        [POLLINATOR, "executor", "start", "--type", "slurm", "--fs-dir", str(tmp_path),
+         "-s", "partition=pollinator-no-such-partition"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Slurm refuses this executor's settings: invalid partition specified: " \
+        "pollinator-no-such-partition" in done.stderr  # fmt: skip
+    assert "Traceback" not in done.stderr
+
+
 def test_slurmdbd_stopped_mid_run_the_true_exit_code_is_reported(
     fresh: SlurmProject, slurm_cluster: SlurmCluster
 ) -> None:
@@ -421,6 +473,13 @@ def test_a_colonies_executor_runs_the_example_and_adopts_its_job_after_sigkill(
     assert scan_for_secrets(tmp_path / "fs", secrets) == []
     daemon.proc.send_signal(signal.SIGKILL)
     daemon.finish()
+    # The job ends while no executor watches it; the next one closes it with its outcome.
+    job = [p for p in (tmp_path / "fs").rglob(".pollinator-slurm/output.log")]
+    assert len(job) == 1
+    deadline = time.monotonic() + 60
+    while not (job[0].parent / "exit.json").is_file():
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.5)
     again = slurm_executor()
     again.wait_for("took back 1 running process", stderr=True, timeout=60)
     code, out, err = run.finish(timeout=180)
@@ -467,6 +526,10 @@ def test_two_concurrent_jobs_on_one_new_image_convert_it_once(
         made.configure(source='""', cpu="500m")
         runs = [made.start(*made.run_args()) for _ in range(2)]
         results = [run.finish(timeout=240) for run in runs]
+        made.configure(source='""', cpu="500m", rebuildImage="true")
+        again = made.cli(*made.run_args(), timeout=240)
+        assert again.returncode == 0, again.stderr
+        rebuilt = again.stdout
     finally:
         made.cli("executor", "stop", "--backend", "slurm")
         docker_engine.client.images.remove(name, force=True)
@@ -476,3 +539,4 @@ def test_two_concurrent_jobs_on_one_new_image_convert_it_once(
         assert "from the tiny image" in out
     assert outputs.count(f": converting docker-daemon:{name} to ") == 1
     assert len(list(image_dir.glob("*.sif"))) == 1
+    assert rebuilt.count(f": converting docker-daemon:{name} to ") == 1  # rebuildImage: true

@@ -48,7 +48,7 @@ log = logging.getLogger("pollinator.slurm")
 #: show the file late); the record may say walltime or cancelled where Slurm only saw an exit
 RECORD_WAIT = 10.0
 #: how far back sacct looks for a job by name
-LOOKUP_WINDOW = "now-30days"
+LOOKUP_WINDOW = "now-7days"
 #: squeue may fail this long (doubling waits) while the executor looks for a job
 LOOKUP_PATIENCE = 60.0
 
@@ -109,9 +109,11 @@ class SlurmRuntime(BatchRuntime):
         return script.job_files(job, self.settings)
 
     def submit(self, job: Job) -> str:
-        handle = super().submit(job)
-        with self._guard:
-            early = self._early.pop(job.name, [])
+        try:
+            handle = super().submit(job)
+        finally:
+            with self._guard:
+                early = self._early.pop(job.name, [])
         for line in early:
             self._announce(handle, line)
         return handle
@@ -325,13 +327,16 @@ _PREFLIGHT_SKIP = ("--job-name", "--comment", "--chdir", "--output", "--open-mod
 
 
 def _write(files: script.JobFiles, rendered: dict[str, str]) -> None:
+    """The job's files, readable by their owner alone (the job runs as the executor's user;
+    the environment is the project's business, not the other users' of the cluster)."""
     try:
-        files.dir.mkdir(parents=True, exist_ok=True)
+        files.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        files.dir.chmod(0o700)
         for name, text in rendered.items():
             path = files.dir / name
             tmp = path.with_name(f".{name}.tmp")
             tmp.write_text(text, encoding="utf-8")
-            tmp.chmod(0o755 if name == "job.sh" else 0o644)
+            tmp.chmod(0o700 if name == "job.sh" else 0o600)
             tmp.replace(path)
     except OSError as exc:
         raise JobFailed(f"cannot write the job's files in {files.dir}: {exc}") from None

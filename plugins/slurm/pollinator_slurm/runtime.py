@@ -82,9 +82,9 @@ class SlurmRuntime(BatchRuntime):
 
     # --- starting -----------------------------------------------------------------------
 
-    def preflight(self) -> str:
+    def preflight(self) -> None:
         """``sbatch --test-only`` with the site's options: UsageError with Slurm's message when
-        it refuses them, InfraError when Slurm does not answer. Slurm's answer otherwise."""
+        it refuses them, InfraError when Slurm does not answer."""
         probe = Job(process_id="preflight", image="", command="true", walltime=60)
         options = script.sbatch_options(probe, self.settings, script.JobFiles(Path("/tmp")))
         kept = [o for o in options if not o.startswith(_PREFLIGHT_SKIP)]
@@ -99,7 +99,6 @@ class SlurmRuntime(BatchRuntime):
                 f"{self.settings.account or '(default)'}, qos {self.settings.qos or '(default)'}"
                 f", reservation {self.settings.reservation or '(none)'}, sbatch_options."
             ) from None
-        return "accepted"
 
     def describe(self) -> str:
         where = f"partition {self.settings.partition}" if self.settings.partition else "Slurm"

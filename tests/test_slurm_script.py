@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -283,15 +284,13 @@ def test_host_lists_expand_as_slurm_does(hostlist: str, hosts: list[str]) -> Non
     assert nodelist.expand(hostlist) == hosts
 
 
+@pytest.mark.slurm
 def test_host_lists_agree_with_scontrol() -> None:
-    """Slurm's own expansion, where scontrol is installed (it needs no cluster for this)."""
+    """Slurm's own expansion (scontrol needs no controller for this)."""
     hostlist = "gpu[001-003,010],cpu7,x[1-2]y[08-09],n[8-11],r[1-2]n[1-2]"
-    try:
-        done = subprocess.run(
-            ["scontrol", "show", "hostnames", hostlist], capture_output=True, text=True, timeout=30
-        )
-    except FileNotFoundError:
-        pytest.skip("scontrol is not installed here")
+    done = subprocess.run(
+        ["scontrol", "show", "hostnames", hostlist], capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 0, done.stderr
     assert nodelist.expand(hostlist) == done.stdout.split()
 
@@ -390,3 +389,22 @@ def test_a_missing_sif_file_is_a_clear_failure(tmp_path: Path) -> None:
     present.write_bytes(b"SIF")
     assert cache.sif(str(present), rebuild=False, say=print) == present
     assert cache.conversions == 0
+
+
+def test_the_dry_run_prints_the_sbatch_command_and_every_file(tmp_path: Path) -> None:
+    made = subprocess.run(
+        [str(Path(sys.executable).with_name("pollinator")), "new", str(tmp_path / "demo")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert made.returncode == 0
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("pollinator")), "run", "--dry-run", "--backend",
+         "slurm", "-s", "slurm.partition=gpu", "--json"],
+        cwd=tmp_path / "demo", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rendered = json.loads(done.stdout)["rendered"]
+    assert list(rendered) == ["sbatch", "job.sh", "task.sh", "container.sh", "env.sh", "cmd.sh"]
+    assert '#SBATCH --partition="gpu"' in rendered["job.sh"]
+    assert '#SBATCH --time="12"' in rendered["job.sh"]  # walltime 600 s + grace 30 s
+    assert not (tmp_path / "demo" / ".pollinator").exists()  # nothing started, nothing written

@@ -206,6 +206,17 @@ def test_an_internal_error_is_a_plain_colonies_error(stub: StubServer) -> None:
     assert type(info.value) is ColoniesError and info.value.exit_code == 3
 
 
+def test_two_error_envelopes_in_one_body_decode_as_the_first(stub: StubServer) -> None:
+    """The official server writes some errors twice into one body (400, then 500): what the
+    real server sends for a NUL byte in addlogmsg (tests/test_differential.py measures it)."""
+    message = 'pq: invalid byte sequence for encoding "UTF8": 0x00'
+    first, second = error_reply(400, message)[1], error_reply(500, message)[1]
+    stub.reply = lambda _: (400, first + second)
+    with pytest.raises(BadRequest) as info:
+        make_client(stub.port).add_log("p", "a\x00b")
+    assert (info.value.status, info.value.server_message) == (400, message)
+
+
 def test_access_denied_names_the_signing_id_not_the_key(stub: StubServer) -> None:
     stub.reply = lambda _: error_reply(403, "Access denied, not a member of colony")
     with pytest.raises(AccessDenied) as info:

@@ -133,6 +133,18 @@ def _error_class(status: int, message: str) -> type[ColoniesError]:
     return ColoniesError
 
 
+def _first_envelope(data: bytes | str) -> Any:
+    """The first JSON document of a reply body.
+
+    The official server sometimes reports one error twice into the same body (a handler that
+    writes its 400 and then a 500 for the same failure, e.g. a NUL byte in addlogmsg): two
+    envelopes back to back, which is not one JSON document. The first says what happened.
+    """
+    text = data.decode() if isinstance(data, bytes) else data
+    reply, _ = json.JSONDecoder().raw_decode(text.lstrip())
+    return reply
+
+
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
@@ -292,7 +304,7 @@ class ColoniesClient:
 
     def _decode(self, msgtype: str, status: int, data: bytes | str) -> Any:
         try:
-            reply = json.loads(data)
+            reply = _first_envelope(data)
             raw = reply.get("payload")
             payload = json.loads(base64.b64decode(raw, validate=True)) if raw else None
             failed = bool(reply.get("error")) or status != 200

@@ -110,6 +110,10 @@ class ServerUnavailable(ColoniesError, InfraError):
     """
 
 
+class Unsupported(ColoniesError, InfraError):
+    """The server does not know this RPC: an older release (v1.8.x has no cancelprocessmsg)."""
+
+
 class WaitTimeout(ColoniesError):
     """A process did not reach the awaited state in time."""
 
@@ -118,10 +122,14 @@ class WaitTimeout(ColoniesError):
 
 # The official server answers 500 for several missing things (snapshots, graphs, executors).
 _MISSING = re.compile(r"not found|does not exist", re.IGNORECASE)
+# Its answer (403) to a message type it does not know, before it looks at the signature.
+_UNKNOWN_RPC = "invalid rpcMsg.PayloadType"
 
 
 def _error_class(status: int, message: str) -> type[ColoniesError]:
     """The exception for a Colonies error reply (the server did answer, with its reason)."""
+    if message.startswith(_UNKNOWN_RPC):
+        return Unsupported
     if status == 400:
         return BadRequest
     if status in (401, 403):
@@ -322,7 +330,7 @@ class ColoniesClient:
         code = code if isinstance(code, int) and code >= 400 else status
         message = _one_line(str(detail.get("message") or ""))
         text = f"The Colonies server at {self.config.address} refused {msgtype} ({code})"
-        if code in (401, 403) and self._prvkey:
+        if code in (401, 403) and self._prvkey and not message.startswith(_UNKNOWN_RPC):
             text += (
                 f"; the key in use signs as {self.signer_id}: check that it is the right "
                 "Colonies private key for this"
@@ -503,7 +511,19 @@ class ColoniesClient:
         self._call("removeallprocessesmsg", body, safe=True)
 
     def cancel_process(self, process_id: str) -> None:
-        self._call("cancelprocessmsg", {"processid": process_id}, safe=True)
+        try:
+            self._call("cancelprocessmsg", {"processid": process_id}, safe=True)
+        except Unsupported as exc:
+            version = self.version() or "version unknown"
+            raise Unsupported(
+                f"The Colonies server at {self.config.address} ({version}) cannot cancel "
+                "processes: cancelprocessmsg came with colonies v1.9, and releases before it "
+                "(v1.8.x) refuse it. Upgrade the server to cancel runs; the process runs on "
+                "until it ends or reaches its maxexectime.",
+                status=exc.status,
+                msgtype=exc.msgtype,
+                server_message=exc.server_message,
+            ) from None
 
     def pause_assignments(self, colony: str) -> None:
         self._call("pauseassignmentsmsg", {"colonyname": colony}, safe=True)

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import boto3
 import pytest
 from infra.components import ColoniesServer, S3Server
@@ -36,6 +37,8 @@ from test_run_local import POLLINATOR, LocalProject, Output, submitted_id
 
 from pollinator_core.colonies.client import BadRequest, ColoniesClient
 from pollinator_core.colonies.crypto import generate_private_key, id_from_private_key
+from pollinator_core.project.funcspec import build_function_spec
+from pollinator_core.project.loader import parse_project
 
 pytestmark = pytest.mark.colonies_server
 
@@ -429,6 +432,63 @@ def test_a_removed_executor_starts_again_under_a_new_name(site: Site) -> None:
     done = site.project().cli("run", "--follow")
     assert done.returncode == 0, done.stderr
     assert "running on back" in done.stderr
+
+
+# --- what project.yaml accepts is what the server takes -------------------------------------------
+
+
+def test_the_largest_values_project_yaml_accepts_are_stored_as_sent(site: Site) -> None:
+    """The loader's bounds are the server's: a spec with every value at its bound is stored
+    unchanged, and one step beyond (which the loader refuses) the server refuses the value or,
+    for memory, silently wraps it."""
+    project = parse_project(
+        "projectname: bounds\npriority: 50000\nmaxretries: 2147483647\n"
+        "maxwaittime: 2147483647\nmaxqueuetime: 1\nconditions:\n  nodes: 127\n"
+        "  processesPerNode: 127\n  cpu: 9223372036854775807m\n  mem: 8796093022207Mi\n"
+        "  walltime: 2147483646\n",
+        site.tmp / "project.yaml",
+    )
+    spec = build_function_spec(project, "snap", site.colony)
+    client = site.user_client()
+    stored = client.submit(spec).spec
+    assert (stored.priority, stored.maxretries, stored.maxwaittime, stored.maxexectime) == (
+        50000,
+        2**31 - 1,
+        2**31 - 1,
+        2**31 - 1,
+    )
+    c = stored.conditions
+    assert (c.nodes, c.processespernode, c.cpu, c.mem, c.walltime) == (
+        127,
+        127,
+        f"{2**63 - 1}m",
+        "8796093022207Mi",
+        2**31 - 1,
+    )
+    for beyond in (
+        {"maxretries": 2**31},
+        {"maxwaittime": 2**31},
+        {"maxexectime": 2**31},
+        {"priority": 50001},
+    ):
+        with pytest.raises(BadRequest):
+            client.submit(attrs.evolve(spec, **beyond))
+    with pytest.raises(BadRequest):
+        client.submit(attrs.evolve(spec, conditions=attrs.evolve(c, cpu=f"{2**63}m")))
+    wrapped = client.submit(attrs.evolve(spec, conditions=attrs.evolve(c, mem="8796093022208Mi")))
+    assert wrapped.spec.conditions.mem == "-8796093022208Mi"
+
+
+def test_rebuild_image_warns_that_official_executors_mishandle_it(site: Site) -> None:
+    project = site.project()
+    project.edit_yaml("rebuildImage: false", "rebuildImage: true")
+    done = project.cli("run")
+    assert done.returncode == 0, done.stderr
+    assert "warning: rebuildImage is true; the official Colonies HPC executor drops" in (
+        done.stderr
+    )
+    project.edit_yaml("rebuildImage: true", "rebuildImage: false")
+    assert "rebuildImage" not in project.cli("run").stderr
 
 
 # --- the original Go Pollinator's specs ---------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -118,6 +119,9 @@ def start(
     from pollinator_core.executor.staging import CfsStager
     from pollinator_core.plugins.manager import hooks, open_storage
 
+    # A daemon's log is read long after the fact: every line says when.
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     config = ClientConfig.from_env()
     if not config.colony_name:
         raise ConfigError("COLONIES_COLONY_NAME is not set: which colony should it serve?")

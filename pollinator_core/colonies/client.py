@@ -124,6 +124,9 @@ class WaitTimeout(ColoniesError):
 _MISSING = re.compile(r"not found|does not exist", re.IGNORECASE)
 # Its answer (403) to a message type it does not know, before it looks at the signature.
 _UNKNOWN_RPC = "invalid rpcMsg.PayloadType"
+# How its refusals of the signing key begin (not a member, not the owner, not approved); other
+# 403s are about the request, such as a log line for a process that has just ended.
+_ACCESS_DENIED = "access denied"
 
 
 def _error_class(status: int, message: str) -> type[ColoniesError]:
@@ -330,7 +333,8 @@ class ColoniesClient:
         code = code if isinstance(code, int) and code >= 400 else status
         message = _one_line(str(detail.get("message") or ""))
         text = f"The Colonies server at {self.config.address} refused {msgtype} ({code})"
-        if code in (401, 403) and self._prvkey and not message.startswith(_UNKNOWN_RPC):
+        about_key = not message or message.lower().startswith(_ACCESS_DENIED)
+        if self._prvkey and (code == 401 or (code == 403 and about_key)):
             text += (
                 f"; the key in use signs as {self.signer_id}: check that it is the right "
                 "Colonies private key for this"

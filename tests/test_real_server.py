@@ -255,6 +255,16 @@ def test_the_user_flow(any_site: Site) -> None:
         assert int(client.get_process(slow).state) == CANCELLED
     # Output racing the cancel is refused as the process's, never blamed on the key.
     assert not [line for line in daemon.err if "key in use" in line]
+    # No run leaves its source snapshot behind, followed to its end, cancelled or not.
+    wait_until(
+        "the snapshots' removal",
+        lambda: (
+            not site.peer.call(
+                site.peer.user_prvkey, "getsnapshotsmsg", colonyname=site.colony
+            ).ok()
+        ),
+        timeout=15,
+    )
 
 
 # --- what the stale-executor window does to long jobs ------------------------------------------

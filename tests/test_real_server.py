@@ -190,7 +190,6 @@ def test_the_user_flow(any_site: Site) -> None:
     done = project.cli("run", "--backend", "colonies", "--follow")
     assert done.returncode == 0, done.stderr
     pid = submitted_id(done.stderr)
-    assert "running on site-a" in done.stderr
     assert "data/hello.txt says: Hello world!" in done.stdout
     result = project.root / "cfs" / "result" / pid / "result.txt"
     assert result.read_text().startswith("Hello world!")
@@ -363,7 +362,7 @@ def test_many_results_written_at_the_walltime(site: Site) -> None:
     assert "walltime exceeded (5 s)" in done.stderr
     pid = submitted_id(done.stderr)
     local = sorted(p.name for p in (project.root / "cfs" / "result" / pid).iterdir())
-    assert len(local) >= 200, len(local)
+    assert len(local) >= 100, len(local)  # hundreds, unless the machine is very slow
     client = site.user_client()
     label = f"/pollinator/{project_name(project)}/result/{pid}"
     assert sorted(f.name for f in client.get_files(site.colony, label)) == local
@@ -448,9 +447,10 @@ def test_a_removed_executor_starts_again_under_a_new_name(site: Site) -> None:
 
     site.start_executor("back", fs_dir=fs_dir)
     assert (fs_dir / ".executor-key").read_text() != old_key
-    done = site.project().cli("run", "--follow")
+    project = site.project()
+    done = project.cli("run", "--follow")
     assert done.returncode == 0, done.stderr
-    assert "running on back" in done.stderr
+    assert json.loads(project.cli("status", "--json").stdout)["executor"] == "back"
 
 
 # --- what project.yaml accepts is what the server takes -------------------------------------------

@@ -17,7 +17,8 @@ And, to import in a test module:
 - :func:`run_job`: run one job on a runtime directly, as the loop would;
 - :class:`FakeScheduler` and :class:`FakeBatchRuntime`: a batch runtime over an in-memory
   scheduler a test scripts, with faults on demand (an outage, a status call that hangs, a log
-  stream that breaks).
+  stream that breaks);
+- :func:`only_plugins`: a plugin manager with only your plugin, to call its hooks alone.
 
 Names load on first use, so that pytest starting up costs nothing until a test uses the kit.
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from pollinator_core.testing.fake_batch import FakeBatchRuntime, FakeJob, FakeScheduler
     from pollinator_core.testing.harness import LoopHarness, NoFiles, function_spec
     from pollinator_core.testing.jobs import JobRun, run_job
+    from pollinator_core.testing.plugins import only_plugins
     from pollinator_core.testing.simulator import SimColony, start_simulator
 
 _HOMES: dict[str, str] = {
@@ -46,6 +48,7 @@ _HOMES: dict[str, str] = {
     "RuntimeConformance": "pollinator_core.testing.conformance",
     "SimColony": "pollinator_core.testing.simulator",
     "function_spec": "pollinator_core.testing.harness",
+    "only_plugins": "pollinator_core.testing.plugins",
     "run_job": "pollinator_core.testing.jobs",
     "start_simulator": "pollinator_core.testing.simulator",
 }
@@ -60,6 +63,7 @@ __all__ = [
     "RuntimeConformance",
     "SimColony",
     "function_spec",
+    "only_plugins",
     "run_job",
     "start_simulator",
 ]

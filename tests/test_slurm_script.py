@@ -82,11 +82,22 @@ SITE = SlurmSettings(
     image_dir="/shared/images",
 )
 
+
+def bare_job() -> Job:
+    """As pycolonies submits one: no fs section, no walltime."""
+    proc = process("echo", ["hi"])
+    proc.spec.fs = Fs()
+    proc.spec.kwargs.pop("walltime")
+    proc.spec.conditions.walltime = 0
+    return job_from_process(proc, Path("/shared/fs/p/a1"))
+
+
 CASES = {
     "plain": (plain_job, SlurmSettings(image_dir="/shared/images")),
     "hostile": (hostile_job, SlurmSettings(image_dir="/shared/images")),
     "multinode": (multinode_job, SITE),
     "gpus_per_node": (multinode_job, SlurmSettings(gpu_style="gpus-per-node")),
+    "no_fs": (bare_job, SlurmSettings(job_dir="/shared/jobs", image_dir="/shared/images")),
 }
 
 
@@ -104,6 +115,16 @@ def test_golden_files(case: str) -> None:
         f"the rendered job differs from {folder}. If the change is intended, regenerate with "
         f"{REGEN_ENV}=1 pytest tests/test_slurm_script.py and review the diff."
     )
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_script_is_valid_sh(case: str, tmp_path: Path) -> None:
+    make, settings = CASES[case]
+    for name, text in render(settings, make()).items():
+        if name.endswith(".sh"):
+            (tmp_path / name).write_text(text, encoding="utf-8")
+            done = subprocess.run(["sh", "-n", tmp_path / name], capture_output=True, text=True)
+            assert done.returncode == 0, f"{case}/{name}: {done.stderr}"
 
 
 def test_the_job_name_and_comment_find_the_job_again() -> None:

@@ -20,7 +20,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pollinator_core.api import (
@@ -47,6 +47,8 @@ log = logging.getLogger("pollinator.slurm")
 #: seconds to wait for the exit record of a job Slurm says exited (a shared filesystem may
 #: show the file late); the record may say walltime or cancelled where Slurm only saw an exit
 RECORD_WAIT = 10.0
+#: lines of Slurm's and the wrapper's own messages put into the process log at most
+MESSAGES = 50
 #: how far back sacct looks for a job by name
 LOOKUP_WINDOW = "now-7days"
 #: squeue may fail this long (doubling waits) while the executor looks for a job
@@ -244,6 +246,13 @@ class SlurmRuntime(BatchRuntime):
     def _output(self, job: Job) -> Path | None:
         return self.files(job).output
 
+    def logs(self, handle: str, offset: int = 0) -> Iterator[bytes | str]:
+        yield from super().logs(handle, offset)
+        with self._guard:
+            files = self._files.get(handle)
+        if files is not None:
+            yield from _messages(files.messages)
+
     # --- stopping -----------------------------------------------------------------------
 
     def _cancel(self, external: str, kill: bool) -> None:
@@ -323,6 +332,20 @@ class SlurmRuntime(BatchRuntime):
 
 #: options that describe one job, not the site: left out of the preflight
 _PREFLIGHT_SKIP = ("--job-name", "--comment", "--chdir", "--output", "--open-mode")
+
+
+def _messages(path: Path) -> list[str]:
+    """What the wrapper, srun and slurmstepd said about the job (its batch shell's stderr),
+    as notices: the last MESSAGES lines."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    lines = [line for line in text.splitlines() if line.strip()][-MESSAGES:]
+    return [
+        f"{line}\n" if line.startswith("pollinator: ") else f"pollinator: slurm: {line}\n"
+        for line in lines
+    ]
 
 
 def _write(files: script.JobFiles, rendered: dict[str, str]) -> None:

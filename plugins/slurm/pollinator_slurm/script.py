@@ -80,6 +80,12 @@ class JobFiles:
     def record(self) -> Path:
         return self.dir / RECORD_FILE
 
+    @property
+    def messages(self) -> Path:
+        """The batch shell's stderr: the wrapper's, srun's and slurmstepd's own lines, which
+        reach the process log as notices, apart from what the job printed."""
+        return self.dir / "slurm.log"
+
 
 def job_files(job: Job, settings: SlurmSettings) -> JobFiles:
     """Where the job's scripts, output and exit record go: in its process directory (on the
@@ -131,6 +137,7 @@ def sbatch_options(job: Job, settings: SlurmSettings, files: JobFiles) -> list[s
         f"--comment={job.process_id}",
         f"--chdir={_path(files.dir)}",
         f"--output={_path(files.output)}",
+        f"--error={_path(files.messages)}",
         "--open-mode=append",
         "--export=NONE",
         "--requeue" if settings.requeue else "--no-requeue",
@@ -176,7 +183,7 @@ def batch_script(job: Job, settings: SlurmSettings, files: JobFiles) -> str:
     grace = _seconds(settings.grace)
     record = shlex.quote(str(files.record))
     task = shlex.quote(str(files.dir / "task.sh"))
-    output = shlex.quote(str(files.output))
+    messages = shlex.quote(str(files.messages))
     srun = ["srun", "--quiet", "--export=ALL", "--kill-on-bad-exit=1"]
     if job.nodes * job.processes_per_node > 1:
         srun.append("--label")  # each line starts with its task's rank: "1: ..."
@@ -211,8 +218,10 @@ def batch_script(job: Job, settings: SlurmSettings, files: JobFiles) -> str:
         '  pollinator_exit_record "$1"',
         '  exit "$1"',
         "}",
-        f"trap 'pollinator_stop walltime \"{limit}: stopping the job {stopping}\"' {STOP_SIGNAL}",
-        f"trap 'pollinator_stop cancelled \"cancelled: stopping the job {stopping}\"' TERM INT",
+        f"on_walltime={shlex.quote(f'{limit}: stopping the job {stopping}')}",
+        f"on_cancel={shlex.quote(f'cancelled: stopping the job {stopping}')}",
+        f"trap 'pollinator_stop walltime \"$on_walltime\"' {STOP_SIGNAL}",
+        "trap 'pollinator_stop cancelled \"$on_cancel\"' TERM INT",
     ]
     if settings.modules:
         lines.append(
@@ -259,8 +268,8 @@ def batch_script(job: Job, settings: SlurmSettings, files: JobFiles) -> str:
         '  [ -z "$interrupted" ] && break',
         "done",
         '[ -n "$timer" ] && kill "$timer" 2>/dev/null',
-        "# slurmstepd tells the output when the kernel killed a task for its memory.",
-        f'[ -z "$reason" ] && tail -c 65536 {output} 2>/dev/null |',
+        "# slurmstepd says so when the kernel killed a task for its memory.",
+        f'[ -z "$reason" ] && tail -c 65536 {messages} 2>/dev/null |',
         '  grep -Eq "oom-kill event.*(StepId=|step )${SLURM_JOB_ID:-none}\\." && reason=oom',
         'pollinator_exit_record "$rc" "$reason"',
         'exit "$rc"',
@@ -291,7 +300,9 @@ def task_script(job: Job, settings: SlurmSettings, files: JobFiles, sif: str) ->
     return (
         "#!/bin/sh\n"
         "# One task of the job: srun starts this on each node, once per task; the task's\n"
-        "# rank goes into the container as container.sh's arguments.\n"
+        "# rank goes into the container as container.sh's arguments. One stream: Apptainer's\n"
+        "# own errors belong with the job's output.\n"
+        "exec 2>&1\n"
         f"exec {shlex.join(argv)} {variables}\n"
     )
 
@@ -328,8 +339,11 @@ pollinator_stop() {{
   ( sleep {grace}; kill -KILL -1 2>/dev/null ) &
 }}
 trap pollinator_stop TERM {STOP_SIGNAL} INT
-/bin/sh {CONTAINER_DIR}/cmd.sh &
+# One stream, in the order the job wrote it; this shell's own words ("Killed") are not the
+# job's output.
+/bin/sh {CONTAINER_DIR}/cmd.sh 2>&1 &
 child=$!
+exec 2>/dev/null
 while :; do
   interrupted=
   wait "$child"

@@ -3,6 +3,7 @@
 #SBATCH --comment="0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #SBATCH --chdir="/shared/fs/p/a1/.pollinator-slurm"
 #SBATCH --output="/shared/fs/p/a1/.pollinator-slurm/output.log"
+#SBATCH --error="/shared/fs/p/a1/.pollinator-slurm/slurm.log"
 #SBATCH --open-mode="append"
 #SBATCH --export="NONE"
 #SBATCH --no-requeue
@@ -39,8 +40,10 @@ pollinator_give_up() {
   pollinator_exit_record "$1"
   exit "$1"
 }
-trap 'pollinator_stop walltime "walltime of 600 s reached: stopping the job (SIGTERM, then SIGKILL after 30 s)"' USR2
-trap 'pollinator_stop cancelled "cancelled: stopping the job (SIGTERM, then SIGKILL after 30 s)"' TERM INT
+on_walltime='walltime of 600 s reached: stopping the job (SIGTERM, then SIGKILL after 30 s)'
+on_cancel='cancelled: stopping the job (SIGTERM, then SIGKILL after 30 s)'
+trap 'pollinator_stop walltime "$on_walltime"' USR2
+trap 'pollinator_stop cancelled "$on_cancel"' TERM INT
 command -v apptainer >/dev/null 2>&1 || pollinator_give_up 127 "apptainer is not on PATH on $(hostname); load its module (the slurm modules setting)"
 POLLINATOR_MASTER_ADDR=$(scontrol show hostnames "${SLURM_JOB_NODELIST:-}" 2>/dev/null | head -n 1)
 : "${POLLINATOR_MASTER_ADDR:=${SLURMD_NODENAME:-$(hostname)}}"
@@ -65,8 +68,8 @@ while :; do
   [ -z "$interrupted" ] && break
 done
 [ -n "$timer" ] && kill "$timer" 2>/dev/null
-# slurmstepd tells the output when the kernel killed a task for its memory.
-[ -z "$reason" ] && tail -c 65536 /shared/fs/p/a1/.pollinator-slurm/output.log 2>/dev/null |
+# slurmstepd says so when the kernel killed a task for its memory.
+[ -z "$reason" ] && tail -c 65536 /shared/fs/p/a1/.pollinator-slurm/slurm.log 2>/dev/null |
   grep -Eq "oom-kill event.*(StepId=|step )${SLURM_JOB_ID:-none}\." && reason=oom
 pollinator_exit_record "$rc" "$reason"
 exit "$rc"

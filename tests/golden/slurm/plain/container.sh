@@ -16,8 +16,11 @@ pollinator_stop() {
   ( sleep 30; kill -KILL -1 2>/dev/null ) &
 }
 trap pollinator_stop TERM USR2 INT
-/bin/sh /.pollinator/cmd.sh &
+# One stream, in the order the job wrote it; this shell's own words ("Killed") are not the
+# job's output.
+/bin/sh /.pollinator/cmd.sh 2>&1 &
 child=$!
+exec 2>/dev/null
 while :; do
   interrupted=
   wait "$child"

@@ -29,8 +29,9 @@ pollinator_exit_record() {
 }
 """
 
-#: the wrapper's reasons (it can only know these)
-_REASONS = {"walltime": Reason.WALLTIME, "cancelled": Reason.CANCELLED}
+#: the wrapper's reasons (it can only know these; "oom" when the scheduler told the job's
+#: output that it killed a step for its memory)
+_REASONS = {"walltime": Reason.WALLTIME, "cancelled": Reason.CANCELLED, "oom": Reason.OOM}
 #: scheduler verdicts that override an exit record saying the payload exited
 _SCHEDULER_WINS = {Reason.OOM, Reason.WALLTIME, Reason.NODE_FAILURE, Reason.CANCELLED}
 

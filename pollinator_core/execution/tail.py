@@ -52,12 +52,14 @@ class FileTailer:
         interval: float = 0.2,
         max_interval: float = 1.0,
         settle: float = 0.5,
+        idle: bool = False,
     ) -> Iterator[bytes]:
         """Yield new bytes until ``ended()`` is true, then drain what is left.
 
         ``ended`` is asked *before* each read, so the read after it turned true still sees the
         job's last bytes; ``settle`` then waits once more for a shared filesystem that shows a
-        file's end late (NFS attribute caches)."""
+        file's end late (NFS attribute caches). With ``idle``, a quiet poll yields ``b""``, so
+        the caller gets control back while the job prints nothing."""
         wait = interval
         while True:
             finished = ended()
@@ -73,5 +75,7 @@ class FileTailer:
                     yield data
                     data = self.read()
                 return
+            if idle:
+                yield b""
             time.sleep(wait)
             wait = min(wait * 1.5, max_interval)

@@ -1,2 +1,2 @@
-"""Slurm + Singularity/Apptainer execution plugin (package reserved in the layout; the backend
-and its entry point arrive with the Slurm issue)."""
+"""Slurm + Apptainer/Singularity execution plugin: ``pollinator executor start --type slurm``
+and ``--backend slurm`` (see docs/slurm.md)."""

@@ -1,0 +1,14 @@
+# The job's environment, read by sh in the container (written by Pollinator).
+PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED
+PROJECT_DIR=/cfs/pollinator/demo/snap
+export PROJECT_DIR
+HOSTILE='it'"'"'s "quoted" $HOME `id` $(id) ; rm -rf / & | > < \ 
+ second line ünïcødé ✓ *'
+export HOSTILE
+EMPTY=''
+export EMPTY
+UNICODE='ünï ✓'
+export UNICODE
+COLONIES_PROCESS_ID=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+export COLONIES_PROCESS_ID

@@ -1,0 +1,6 @@
+#!/bin/sh
+# One task of the job: srun starts this on each node, once per task; the task's
+# rank goes into the container as container.sh's arguments. One stream: Apptainer's
+# own errors belong with the job's output.
+exec 2>&1
+exec apptainer exec --containall --cleanenv --bind '/shared/fs dir/ünï cødé/p/a1:/cfs' --bind '/shared/fs dir/ünï cødé/p/a1/.pollinator-slurm:/.pollinator:ro' /shared/images/tool.sif /bin/sh /.pollinator/container.sh "$SLURM_PROCID" "$SLURM_LOCALID" "$SLURM_NTASKS" "$SLURM_NODEID" "$POLLINATOR_MASTER_ADDR" "$SLURM_JOB_ID"

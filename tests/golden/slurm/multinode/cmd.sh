@@ -1,0 +1,1 @@
+python3 -m torch.distributed.run train.py

@@ -1,0 +1,1 @@
+python3 /cfs/src/main.py

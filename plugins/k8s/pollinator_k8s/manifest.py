@@ -52,6 +52,8 @@ PROCESS_ANNOTATION = "pollinator.io/process-id"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 CONTAINER = "main"
+#: what LAUNCH_MANY sets for each process it starts
+LAUNCHER_SETS = {"RANK", "LOCAL_RANK", "MASTER_ADDR"}
 #: where, under the job's first mount, the rank-0 pod publishes its IP
 MASTER_FILE = ".pollinator/master-addr"
 
@@ -231,7 +233,8 @@ def job_object(job: Job, settings: K8sSettings, namespace: str, owner: str = "")
     tags = labels(job, owner)
     notes = {PROCESS_ANNOTATION: job.process_id}
     rank_env = _rank_env(job, settings)
-    ours = {e["name"] for e in rank_env}
+    # The rank variables are ours (the launcher sets RANK, LOCAL_RANK and MASTER_ADDR per process).
+    ours = {e["name"] for e in rank_env} | (LAUNCHER_SETS if rank_env else set())
     env = [{"name": k, "value": v} for k, v in job_env(job).items() if k not in ours] + rank_env
     volumes, volume_mounts = _volumes(job, settings)
     launcher = LAUNCH_ONE if not rank_env else LAUNCH_MANY

@@ -34,7 +34,7 @@ from pollinator_core.runs.submit import final_function_spec
 
 PLUGIN_SOURCE = Path(__file__).parent / "third_party_plugin"
 POLLINATOR = Path(sys.executable).parent / "pollinator"
-BUILTINS = {"storage", "colonies", "local_docker"}  # as pyproject.toml registers them
+BUILTINS = {"storage", "colonies", "local_docker", "k8s"}  # as pyproject.toml registers them
 
 
 @pytest.fixture(scope="session")

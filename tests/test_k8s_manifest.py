@@ -344,3 +344,47 @@ def test_several_processes_per_node_get_their_ranks(docker_engine: Any, tmp_path
     job = Job(process_id=PID, image="x", command='echo "master=$MASTER_ADDR rank=$RANK"')
     code, out = _launch(docker_engine.image, LAUNCH_MANY, script(job), env, term=False)
     assert (code, out) == (0, "master=10.1.2.3 rank=0\n")
+
+
+# --- bad input: one paragraph and an exit status, never a traceback ---------------------------
+
+
+def test_a_missing_or_unreachable_cluster_is_one_clear_error(tmp_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("COLONIES_", "POLLINATOR_", "KUBECONFIG"))
+    }
+    env.update(HOME=str(tmp_path / "home"), POLLINATOR_LOCAL_IDLE="5")
+    new = [POLLINATOR, "new", str(tmp_path / "p")]
+    subprocess.run(new, env=env, check=True, capture_output=True)
+
+    def run(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [POLLINATOR, "run", "--backend", "k8s", *options],
+            cwd=tmp_path / "p", env=env, text=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+
+    missing = run("-s", "k8s.kubeconfig=/nonexistent/kubeconfig")
+    assert missing.returncode == 2
+    assert "The kubeconfig /nonexistent/kubeconfig does not exist" in missing.stderr
+    none = run()  # no $KUBECONFIG, no ~/.kube/config, not in a pod
+    assert none.returncode == 2
+    assert "No usable Kubernetes credentials" in none.stderr
+    # A cluster that does not answer (a closed port; the token is a stand-in, never sent).
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "stand-in"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+    path = tmp_path / "closed.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    closed = run("-s", f"k8s.kubeconfig={path}")
+    assert closed.returncode == 3
+    assert "the Kubernetes API at https://127.0.0.1:1" in closed.stderr
+    assert "is unreachable" in closed.stderr
+    for done in (missing, none, closed):
+        assert "Traceback" not in done.stderr

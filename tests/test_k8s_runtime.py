@@ -457,6 +457,29 @@ def test_an_executor_killed_mid_job_adopts_it_without_a_second_job(
         subprocess.run(["rm", "-rf", str(fs_dir)], check=False)
 
 
+def test_an_executor_without_the_role_is_refused_at_start(
+    k8s_cluster: K8sCluster, admin: Admin, tmp_path: Path
+) -> None:
+    """The API's refusal, in one paragraph, before the executor registers anywhere."""
+    name = f"pollinator-norole-{uuid.uuid4().hex[:6]}"
+    ns = k8s_cluster.namespace
+    admin.core.create_namespaced_service_account(ns, {"metadata": {"name": name}})
+    try:
+        kubeconfig = k8s_cluster.service_account_kubeconfig(name, tmp_path / "kubeconfig")
+        env = {**clean_env(), "COLONIES_COLONY_NAME": "any", "COLONIES_SERVER_HOST": "127.0.0.1"}
+        env["POLLINATOR_K8S_KUBECONFIG"] = str(kubeconfig)
+        env["POLLINATOR_STORAGE"] = f"file://{tmp_path / 'store'}"
+        done = subprocess.run(
+            [POLLINATOR, "executor", "start", "--type", "k8s", "--fs-dir", str(tmp_path / "fs")],
+            env=env, text=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        admin.core.delete_namespaced_service_account(name, ns)
+    assert done.returncode == 2
+    assert "refuses this executor in namespace 'default': 403 Forbidden" in done.stderr
+    assert "deploy/k8s/executor.yaml" in done.stderr and "Traceback" not in done.stderr
+
+
 # --- the deployment manifest -------------------------------------------------------------------
 
 

@@ -76,6 +76,12 @@ class Kube:
 
         config = _config_module()
         configuration = client.Configuration()
+        if settings.kubeconfig and not Path(settings.kubeconfig).expanduser().is_file():
+            raise UsageError(
+                f"The kubeconfig {settings.kubeconfig} does not exist. Name an existing one "
+                "(-s kubeconfig=PATH, POLLINATOR_K8S_KUBECONFIG, or k8s.kubeconfig in "
+                "project.yaml), or leave it empty for $KUBECONFIG or ~/.kube/config."
+            )
         in_cluster = (
             not settings.kubeconfig
             and "KUBERNETES_SERVICE_HOST" in os.environ
@@ -85,7 +91,7 @@ class Kube:
             if in_cluster:
                 config.load_incluster_config(client_configuration=configuration)
                 namespace = settings.namespace or _read(IN_CLUSTER_NAMESPACE) or "default"
-                where = "in-cluster credentials"
+                source = "in-cluster credentials"
             else:
                 path = settings.kubeconfig or None
                 context = settings.context or None
@@ -93,14 +99,16 @@ class Kube:
                     config_file=path, context=context, client_configuration=configuration
                 )
                 namespace = settings.namespace or _context_namespace(path, context) or "default"
-                where = f"kubeconfig {path or os.environ.get('KUBECONFIG') or '~/.kube/config'}"
+                source = f"kubeconfig {path or os.environ.get('KUBECONFIG') or '~/.kube/config'}"
         except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
+            why = str(exc).rstrip(".")
             raise UsageError(
-                f"No usable Kubernetes credentials: {exc}. Name a kubeconfig (-s kubeconfig=PATH "
+                f"No usable Kubernetes credentials: {why}. Name a kubeconfig (-s kubeconfig=PATH "
                 "or $KUBECONFIG) and a context (-s context=NAME), or run the executor in a pod "
                 "with a ServiceAccount (deploy/k8s/executor.yaml)."
             ) from None
         configuration.connection_pool_maxsize = POOL_SIZE
+        where = f"{configuration.host} ({source})"
         return cls(client.ApiClient(configuration), namespace, where)
 
     def close(self) -> None:
@@ -143,7 +151,11 @@ class Kube:
             )
             response = self.client.call_api(*request, _request_timeout=timeout)
         except (urllib3.exceptions.HTTPError, ApiException, OSError) as exc:
-            raise InfraError(f"the Kubernetes API at {self.where} is unreachable: {exc}") from exc
+            why = getattr(exc, "reason", None) or exc  # urllib3's retries wrap the cause
+            raise InfraError(
+                f"the Kubernetes API at {self.where} is unreachable: {why}. Is the cluster up, "
+                "and the kubeconfig's context the right one?"
+            ) from exc
         if response.status >= 400:
             data = response.response.data
             reason, message = _status_message(data)

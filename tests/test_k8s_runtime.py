@@ -457,6 +457,44 @@ def test_an_executor_killed_mid_job_adopts_it_without_a_second_job(
         subprocess.run(["rm", "-rf", str(fs_dir)], check=False)
 
 
+def test_at_start_the_jobs_of_processes_no_longer_ours_are_removed(
+    k8s_cluster: K8sCluster, executor_kubeconfig: Path, admin: Admin, tmp_path: Path
+) -> None:
+    """reconcile: a Job of ours whose process the server no longer runs for us goes; one whose
+    process is still ours stays, and so does another executor's."""
+    from pollinator_k8s.plugin import make_runtime
+    from pollinator_k8s.runtime import K8sRuntime
+    from pollinator_k8s.settings import SETTINGS
+
+    from pollinator_core.api import Job
+
+    settings = SETTINGS.load(
+        None, {"kubeconfig": str(executor_kubeconfig), "namespace": k8s_cluster.namespace}, env={}
+    )
+    me, other = "a" * 64, "b" * 64
+    pids = {name: uuid.uuid4().hex * 2 for name in ("orphan", "mine", "theirs")}
+    runtimes = [make_runtime(settings), make_runtime(settings)]
+    try:
+        ours, theirs = runtimes
+        assert isinstance(ours, K8sRuntime) and isinstance(theirs, K8sRuntime)
+        ours.owner, theirs.owner = me, other
+        for name, pid in pids.items():
+            job = Job(process_id=pid, image=k8s_cluster.image, command="sleep 300", cpu_millis=10)
+            (theirs if name == "theirs" else ours).submit(job)
+        ours.reconcile(me, {pids["mine"]})
+        assert admin.jobs_of(pids["orphan"]) == []  # deleted in the background
+        assert len(admin.jobs_of(pids["mine"])) == 1
+        assert len(admin.jobs_of(pids["theirs"])) == 1
+    finally:
+        for runtime in runtimes:
+            runtime.close()
+        for pid in pids.values():
+            for job in admin.jobs_of(pid):
+                admin.batch.delete_namespaced_job(
+                    job.metadata.name, k8s_cluster.namespace, propagation_policy="Background"
+                )
+
+
 def test_an_executor_without_the_role_is_refused_at_start(
     k8s_cluster: K8sCluster, admin: Admin, tmp_path: Path
 ) -> None:

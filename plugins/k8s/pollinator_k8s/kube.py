@@ -29,8 +29,11 @@ IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/names
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 #: (connect, read) seconds of an ordinary request
 TIMEOUT = (10.0, 30.0)
-#: a log stream that stays silent this long is reopened (a half-dead connection never ends)
-STREAM_IDLE = 120.0
+#: a log stream that stays silent this long is reopened: the last guard against a connection
+#: that died without a word (TCP keepalive, on for every connection, notices most first)
+STREAM_IDLE = 900.0
+#: seconds one watch request lasts before the API ends it (and the runtime opens the next)
+WATCH_SECONDS = 300
 #: connections kept per host: one per followed pod, plus the poller's
 POOL_SIZE = 64
 
@@ -93,7 +96,7 @@ class Kube:
                 namespace = settings.namespace or _read(IN_CLUSTER_NAMESPACE) or "default"
                 source = "in-cluster credentials"
             else:
-                path = settings.kubeconfig or None
+                path = str(Path(settings.kubeconfig).expanduser()) if settings.kubeconfig else None
                 context = settings.context or None
                 config.load_kube_config(
                     config_file=path, context=context, client_configuration=configuration
@@ -108,6 +111,7 @@ class Kube:
                 "with a ServiceAccount (deploy/k8s/executor.yaml)."
             ) from None
         configuration.connection_pool_maxsize = POOL_SIZE
+        configuration.keep_alive = True  # as client-go: a dead peer is noticed within minutes
         where = f"{configuration.host} ({source})"
         return cls(client.ApiClient(configuration), namespace, where)
 
@@ -211,6 +215,23 @@ class Kube:
         )["items"]
         return items
 
+    def watch_pods(self, selector: str, seconds: int = WATCH_SECONDS) -> Iterator[bytes]:
+        """The pods' changes as they happen (raw event data), for ``seconds``; the runtime only
+        uses them as a signal to poll now. InfraError when the stream breaks off."""
+        import urllib3
+
+        query = [("labelSelector", selector), ("watch", "true"), ("timeoutSeconds", str(seconds))]
+        response = self._send(
+            "watch pods", "GET", self._ns("", "pods"), query=query,
+            timeout=(TIMEOUT[0], seconds + 30.0),
+        )  # fmt: skip
+        try:
+            yield from response.stream(amt=None, decode_content=True)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise InfraError(f"the watch of pods broke off: {exc}") from exc
+        finally:
+            response.close()
+
     def get_job(self, name: str) -> dict[str, Any] | None:
         try:
             return self._json("get job", "GET", self._ns("batch/v1", "jobs", name))
@@ -290,7 +311,7 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise InfraError(f"the log stream of pod {pod} broke off: {exc}") from exc
         finally:
-            response.release_conn()
+            response.close()  # a stream left half-read must not go back into the pool
 
 
 def _read(path: Path) -> str:

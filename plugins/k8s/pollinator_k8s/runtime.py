@@ -5,7 +5,10 @@ outages that pause and never decide), adoption through :meth:`find`, notices and
 confirmation. What this runtime adds:
 
 - **one cycle = two requests**: a list of this executor's Jobs and a list of their pods, by
-  label, whatever the number of jobs (:meth:`K8sRuntime._poll`); :mod:`.verdict` reads them;
+  label, whatever the number of jobs (:meth:`K8sRuntime._poll`); :mod:`.verdict` reads them.
+  One watch of the same pods (a single long request) wakes the poller when anything changes,
+  at most every ``NUDGE_GAP`` seconds: a pod that starts or ends is seen at once, and quiet
+  jobs cost a cycle every ``poll_interval`` seconds;
 - **logs from the API** (:meth:`K8sRuntime.logs`): one follower thread per pod, reconnecting
   with ``sinceTime`` and dropping repeats, a final read once the container ended, pods merged
   with ``[rank k]``; the byte offset of an adopting executor is honoured by reading the output
@@ -65,6 +68,10 @@ log = logging.getLogger("pollinator.k8s")
 MERGE_WINDOW = 1.0
 #: seconds between attempts to reopen a log stream that broke off
 REOPEN_DELAY = (0.5, 5.0)
+#: at most one poll per this many seconds on account of the pod watch
+NUDGE_GAP = 0.5
+#: seconds between attempts to open the pod watch again after it failed
+WATCH_RETRY = (1.0, 30.0)
 
 
 @attrs.define
@@ -102,12 +109,18 @@ class K8sRuntime(BatchRuntime):
         self.owner = ""
         self._k8s: dict[str, _Tracked] = {}
         self._k8s_lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self._last_nudge = 0.0
+        self._nudge_timer: threading.Timer | None = None
 
     def describe(self) -> str:
         return f"Kubernetes Jobs in namespace {self.kube.namespace} ({self.kube.where})"
 
     def close(self) -> None:
         super().close()
+        with self._k8s_lock:
+            if self._nudge_timer is not None:
+                self._nudge_timer.cancel()
         self.kube.close()
 
     # --- start -----------------------------------------------------------------------------
@@ -139,7 +152,45 @@ class K8sRuntime(BatchRuntime):
 
     def _remember(self, job: Job) -> _Tracked:
         with self._k8s_lock:
+            if self._watcher is None or not self._watcher.is_alive():
+                self._watcher = threading.Thread(
+                    target=self._watch_pods, name="k8s-pod-watch", daemon=True
+                )
+                self._watcher.start()
             return self._k8s.setdefault(job.name, _Tracked(job))
+
+    # --- the pod watch: a signal to poll now ---------------------------------------------------
+
+    def _watch_pods(self) -> None:
+        delay = WATCH_RETRY[0]
+        while not self._closed.is_set():
+            try:
+                for _ in self.kube.watch_pods(selector(self.owner)):
+                    self._nudge()
+                    delay = WATCH_RETRY[0]
+                    if self._closed.is_set():
+                        return
+                continue  # the API ended this watch after its time: open the next
+            except ApiError as exc:
+                log.info("no pod watch (%s); status comes from polling alone", exc)
+                return
+            except InfraError as exc:
+                log.debug("pod watch: %s", exc)
+            self._closed.wait(delay)
+            delay = min(delay * 2, WATCH_RETRY[1])
+
+    def _nudge(self) -> None:
+        """Wake the poller now, or once ``NUDGE_GAP`` has passed since the last time."""
+        with self._k8s_lock:
+            now = time.monotonic()
+            wait = self._last_nudge + NUDGE_GAP - now
+            if wait <= 0:
+                self._last_nudge = now
+                self._wake.set()
+            elif self._nudge_timer is None or not self._nudge_timer.is_alive():
+                self._nudge_timer = threading.Timer(wait, self._nudge)
+                self._nudge_timer.daemon = True
+                self._nudge_timer.start()
 
     def _submit(self, job: Job) -> str:
         body = job_object(job, self.settings, self.kube.namespace, self.owner)
@@ -201,6 +252,10 @@ class K8sRuntime(BatchRuntime):
                 continue  # vanished unseen: the base class waits, then reports it lost
             if item["metadata"].get("deletionTimestamp"):
                 tracked.deleting = True
+                if tracked.deleted and not tracked.watch.current:
+                    # Ours, its pods gone: the API removes the Job itself next.
+                    seen[name] = SchedulerJob(JobState.ENDED, termination=self._gone(tracked))
+                    continue
             job = tracked.job
             status = standing(
                 item,

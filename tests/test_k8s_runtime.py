@@ -381,14 +381,16 @@ def own_colony(server: ColoniesServer) -> dict[str, str]:
     return env
 
 
-def test_an_executor_killed_mid_job_adopts_it_without_a_second_job(
+def test_through_the_official_server_an_executor_killed_mid_job_adopts_it(
     k8s_cluster: K8sCluster,
     executor_kubeconfig: Path,
     colonies_server: ColoniesServer,
     admin: Admin,
     tmp_path: Path,
 ) -> None:
-    """Through the official Colonies server, with the claim shared by executor and job pods."""
+    """Through the official Colonies server, with the claim shared by executor and job pods: the
+    generated example's result comes back; then the executor is SIGKILLed mid-job and started
+    again: it adopts the job (no second Job) and the output has every line once."""
     env = {**clean_env(), **own_colony(colonies_server)}
     env["POLLINATOR_STORAGE"] = f"file://{tmp_path / 'store'}"
     name = f"k8s-e2e-{uuid.uuid4().hex[:6]}"
@@ -417,7 +419,6 @@ def test_an_executor_killed_mid_job_adopts_it_without_a_second_job(
     project.env = env
     project.edit_yaml("cpu: 1000m", "cpu: 100m")
     project.edit_yaml("executorNames: []", f"executorNames: [{name}]")
-    project.write_main(COUNTER_MAIN.format(n=40, pause=0.4))
     seen_jobs: set[str] = set()
     watching = threading.Event()
 
@@ -429,6 +430,14 @@ def test_an_executor_killed_mid_job_adopts_it_without_a_second_job(
     first = start_executor()
     second: Output | None = None
     try:
+        # The generated example, through the server: its result comes back.
+        example = project.cli("run", "--backend", "colonies", "--follow", timeout=180)
+        assert example.returncode == 0, example.stderr
+        assert "data/hello.txt says: Hello world!" in example.stdout
+        result = project.root / "cfs" / "result" / submitted_id(example.stderr) / "result.txt"
+        assert result.read_text().startswith("Hello world! (from pln-")
+        # A job that outlives its executor.
+        project.write_main(COUNTER_MAIN.format(n=40, pause=0.4))
         run = project.start("run", "--backend", "colonies", "--follow")
         run.wait_for(r"(?m)^line 5$", timeout=120)
         pid = submitted_id("".join(run.err))
@@ -445,8 +454,6 @@ def test_an_executor_killed_mid_job_adopts_it_without_a_second_job(
         assert numbered(out) == list(range(40))  # nothing lost, nothing twice
         assert "re-attached to job pln-" in out
         assert len(seen_jobs) == 1  # one Job, from first to last
-        result = project.root / "cfs" / "result" / pid
-        assert result.is_dir()
         assert admin.jobs_of(pid) == []
     finally:
         watching.set()

@@ -307,12 +307,16 @@ class K8sRuntime(BatchRuntime):
             tracked = self._k8s.get(external)
         if tracked is not None:
             tracked.deleted = True
-            if kill:
+        try:
+            if kill and tracked is not None:
                 for pod in tracked.watch.current:
                     self.kube.delete_pod(pod.name, 0)
-        # Foreground: the Job stays (being deleted) until its pods are gone, which the poller
-        # waits for before it calls the job ended.
-        self.kube.delete_job(external, "Foreground")
+            # Foreground: the Job stays (being deleted) until its pods are gone, which the
+            # poller waits for before it calls the job ended.
+            self.kube.delete_job(external, "Foreground")
+        except InfraError as exc:
+            # The poller asks again after cancel_confirm (the API may be back by then).
+            log.warning("job %s: could not delete it yet: %s", external, exc)
 
     def cleanup(self, handle: str) -> None:
         with self._k8s_lock:

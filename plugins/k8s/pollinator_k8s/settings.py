@@ -145,8 +145,9 @@ class K8sSettings:
     )
     image_pull_timeout: int = setting(
         300,
-        "Seconds an image may keep failing to pull (ErrImagePull, ImagePullBackOff) before "
-        "the process fails with the kubelet's message; invalid names fail at once.",
+        "Seconds an image may keep failing to pull (ErrImagePull, ImagePullBackOff), or a "
+        "container to be created, before the process fails with the kubelet's message; "
+        "invalid names fail at once.",
         parse=_seconds,
     )
     kill_grace: int = setting(

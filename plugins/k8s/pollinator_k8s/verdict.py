@@ -7,10 +7,10 @@ cluster, tests/infra/k8s/README.md). A job ends only on evidence, in this order:
    containers: OOMKilled, then an evicted pod, then the deadline (walltime), then the first
    non-zero exit code, with the signal named; a failed Job whose pods are gone is explained by
    the exit code in the Job's own message, else it is *lost*, never a success;
-2. a pod that cannot start: an invalid image name at once; a pull that keeps failing
-   (``ErrImagePull``, ``ImagePullBackOff``) after ``image_pull_timeout`` seconds, with the
-   kubelet's message; a container the kubelet cannot create (``CreateContainerConfigError``,
-   ``CreateContainerError``) at once;
+2. a pod that cannot start: an invalid image name, a missing image with pull policy Never and
+   a container configuration the kubelet refuses (``CreateContainerConfigError``) at once; a
+   pull or a container creation that keeps failing (``ErrImagePull``, ``ImagePullBackOff``,
+   ``CreateContainerError``) after ``image_pull_timeout`` seconds; with the kubelet's message;
 3. a pod the scheduler cannot place (``PodScheduled=False``, ``Unschedulable``): pending, with
    the scheduler's message, and failed after ``pending_timeout`` seconds (0: never).
 
@@ -31,11 +31,14 @@ from pollinator_core.api import JobState, Reason, SchedulerJob, Termination
 from .manifest import CONTAINER, INDEX_ANNOTATION
 
 #: waiting reasons that cannot resolve by waiting (fail at once)
-FAIL_AT_ONCE = frozenset(
-    {"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError"}
-)
-#: waiting reasons of an image pull that may yet succeed (registry hiccup, throttling)
-PULL_FAILING = frozenset({"ErrImagePull", "ImagePullBackOff"})
+FAIL_AT_ONCE = frozenset({"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"})
+#: waiting reasons that may yet resolve (a registry hiccup or throttling, a node under load),
+#: with what is failing (the pending line) and what failed (the verdict)
+RETRIED = {
+    "ErrImagePull": ("image pull failing", "the image could not be pulled"),
+    "ImagePullBackOff": ("image pull failing", "the image could not be pulled"),
+    "CreateContainerError": ("container creation failing", "the container could not be created"),
+}
 _EXIT_IN_MESSAGE = re.compile(r"failed with exit code (\d+)")
 
 
@@ -271,23 +274,23 @@ def standing(
                     evidence=(f"pod {pod.name}: container {CONTAINER} waiting: {reason}",),
                 ),
             )
-    pulling = [p for p in live if p.waiting is not None and p.waiting[0] in PULL_FAILING]
+    pulling = [p for p in live if p.waiting is not None and p.waiting[0] in RETRIED]
     if pulling:
         watch.pull_failing_since = watch.pull_failing_since or now
         pod = pulling[0]
         assert pod.waiting is not None
         reason, message = pod.waiting
+        failing, failed = RETRIED[reason]
         if now - watch.pull_failing_since >= image_pull_timeout:
             return SchedulerJob(
                 JobState.ENDED,
                 termination=Termination(
                     Reason.INFRASTRUCTURE,
-                    detail=f"the image could not be pulled for {image_pull_timeout:.0f} s: "
-                    f"{message or reason}",
+                    detail=f"{failed} for {image_pull_timeout:.0f} s: {message or reason}",
                     evidence=(f"pod {pod.name}: container {CONTAINER} waiting: {reason}",),
                 ),
             )
-        return SchedulerJob(JobState.PENDING, waiting=f"image pull failing ({reason}): {message}")
+        return SchedulerJob(JobState.PENDING, waiting=f"{failing} ({reason}): {message}")
     watch.pull_failing_since = None
     stuck = [p for p in live if p.unschedulable]
     if stuck:

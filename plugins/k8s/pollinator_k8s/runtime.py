@@ -114,7 +114,7 @@ class K8sRuntime(BatchRuntime):
         self._nudge_timer: threading.Timer | None = None
 
     def describe(self) -> str:
-        return f"Kubernetes Jobs in namespace {self.kube.namespace} ({self.kube.where})"
+        return f"Kubernetes Jobs in namespace {self.kube.namespace} at {self.kube.where}"
 
     def close(self) -> None:
         super().close()

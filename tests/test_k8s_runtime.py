@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -27,7 +28,7 @@ import pytest
 import yaml
 from infra.components import ColoniesServer, K8sCluster
 from pollinator_k8s.manifest import short_hash
-from test_run_local import POLLINATOR, LocalProject, Output, submitted_id
+from test_run_local import POLLINATOR, SUBMITTED, LocalProject, Output, submitted_id
 
 pytestmark = pytest.mark.k8s
 
@@ -56,6 +57,15 @@ class Admin:
         return list(
             self.batch.list_namespaced_job(self.cluster.namespace, label_selector=selector).items
         )
+
+    def remove_jobs(self, output: Output) -> None:
+        """Delete the Jobs of the processes ``output`` submitted: a test that ends early stops
+        its executor, which leaves its jobs running for a successor that never comes."""
+        for pid in set(SUBMITTED.findall("".join(output.err))):
+            for job in self.jobs_of(pid):
+                self.batch.delete_namespaced_job(
+                    job.metadata.name, self.cluster.namespace, propagation_policy="Background"
+                )
 
     def pods_of(self, pid: str) -> list[Any]:
         selector = f"{PROCESS_LABEL}={short_hash(pid)}"
@@ -219,20 +229,24 @@ class Batch:
             self.results[name] = self.runs[name].finish(timeout)
         return self.results[name]
 
-    def close(self) -> None:
+    def close(self, admin: Admin) -> None:
         for name, run in self.runs.items():
             if run.proc.poll() is None:
                 run.proc.kill()
             self.projects[name].cli("executor", "stop", "--backend", "k8s")
+            admin.remove_jobs(run)
 
 
 @pytest.fixture(scope="module")
 def batch(
-    k8s_cluster: K8sCluster, executor_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+    k8s_cluster: K8sCluster,
+    executor_kubeconfig: Path,
+    admin: Admin,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Batch]:
     made = Batch(tmp_path_factory.mktemp("k8s-batch"), k8s_cluster, executor_kubeconfig)
     yield made
-    made.close()
+    made.close(admin)
 
 
 def test_the_example_runs_and_its_result_comes_back(batch: Batch, admin: Admin) -> None:
@@ -339,17 +353,18 @@ def numbered(out: str) -> list[int]:
 
 
 def test_a_log_stream_cut_by_an_apiserver_restart_loses_and_repeats_nothing(
-    k8s_cluster: K8sCluster, executor_kubeconfig: Path, tmp_path: Path
+    k8s_cluster: K8sCluster, executor_kubeconfig: Path, admin: Admin, tmp_path: Path
 ) -> None:
     project = K8sProject(tmp_path / "cut", k8s_cluster, executor_kubeconfig)
     project.write_main(COUNTER_MAIN.format(n=80, pause=0.2))
+    run = project.run()
     try:
-        run = project.run()
         run.wait_for(r"(?m)^line 10$", timeout=120)
         k8s_cluster.restart_apiserver()
         code, out, err = run.finish(timeout=180)
     finally:
         project.cli("executor", "stop", "--backend", "k8s")
+        admin.remove_jobs(run)
     assert code == 0, err
     assert numbered(out) == list(range(80))
 
@@ -429,6 +444,7 @@ def test_through_the_official_server_an_executor_killed_mid_job_adopts_it(
 
     first = start_executor()
     second: Output | None = None
+    run: Output | None = None
     try:
         # The generated example, through the server: its result comes back.
         example = project.cli("run", "--backend", "colonies", "--follow", timeout=180)
@@ -461,7 +477,9 @@ def test_through_the_official_server_an_executor_killed_mid_job_adopts_it(
             if daemon is not None and daemon.proc.poll() is None:
                 daemon.proc.send_signal(signal.SIGTERM)
                 daemon.finish()
-        subprocess.run(["rm", "-rf", str(fs_dir)], check=False)
+        if run is not None:
+            admin.remove_jobs(run)
+        shutil.rmtree(fs_dir, ignore_errors=True)
 
 
 def test_at_start_the_jobs_of_processes_no_longer_ours_are_removed(

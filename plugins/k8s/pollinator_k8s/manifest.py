@@ -16,10 +16,13 @@ What the objects say, and why:
   annotation. The executor's own label (a hash of its id) scopes listing and clean-up.
 - Job pods get no ServiceAccount token, no Service environment variables and nothing secret:
   only the spec's environment.
+- Kubernetes expands ``$(NAME)`` in a container's command and environment values and turns
+  ``$$`` into ``$``: every ``$`` there is written ``$$`` (:func:`literal`), so the job gets the
+  text verbatim.
 - The user's script is an argument (``sh -c LAUNCHER pollinator SCRIPT``), not part of any
   text: the launcher is a fixed POSIX ``sh`` program that runs it as a child, so that the
-  SIGTERM of a cancel or walltime reaches the job (a shell as PID 1 ignores it) and its exit
-  code is the container's.
+  SIGTERM of a cancel or walltime reaches the job (a shell as PID 1 ignores it), a job that
+  handles it gets its grace to finish, and the script's exit code is the container's.
 - Several processes: ``conditions.nodes`` pods (an Indexed Job, pod *k* is node *k*), each
   running ``processesPerNode`` copies of the command with ``RANK = node * processesPerNode +
   local rank``, ``LOCAL_RANK``, ``NODE_RANK``, ``WORLD_SIZE``, ``LOCAL_WORLD_SIZE``,
@@ -57,33 +60,55 @@ LAUNCHER_SETS = {"RANK", "LOCAL_RANK", "MASTER_ADDR"}
 #: where, under the job's first mount, the rank-0 pod publishes its IP
 MASTER_FILE = ".pollinator/master-addr"
 
-#: The launcher (``$1`` is the job's script). PID 1 of a container gets no default signal
-#: handlers, so a shell there would ignore SIGTERM: the launcher traps it and passes it to
-#: every other process of the container, and the script's own shell (``trap exit TERM``,
-#: see :func:`script`) waits for its command and exits with that command's code.
-LAUNCH_ONE = """\
+#: On SIGTERM (cancel, walltime): pass it to every process of the container, the script's own
+#: shell included (so the script stops, as it would under Slurm or Docker), and note it.
+_ON_TERM = """\
 exec 2>&1
-trap 'trap "" TERM; kill -TERM -1 2>/dev/null' TERM
-sh -c "$1" &
-pid=$!
-while :; do wait "$pid"; rc=$?; kill -0 "$pid" 2>/dev/null || break; done
+stopping=
+trap 'stopping=1; trap "" TERM; kill -TERM -1 2>/dev/null' TERM
+"""
+#: Once the script's shell ended, and only if the job is being stopped: wait for the processes
+#: still saving their work (a SIGTERM handler), up to the kill at the end of the grace. A job
+#: that ends by itself ends at once, background children and all.
+_WAIT_FOR_THE_REST = """\
+while [ -n "$stopping" ]; do
+  stopping=
+  for proc in /proc/[0-9]*; do
+    [ "${proc#/proc/}" = 1 ] || [ ! -r "$proc/status" ] && continue
+    value=Z  # a process gone meanwhile counts as ended
+    while read -r key value _; do [ "$key" = State: ] && break; done 2>/dev/null <"$proc/status"
+    [ "$value" = Z ] || stopping=1
+  done
+  [ -z "$stopping" ] || sleep 1
+done
 exit "$rc"
 """
+#: The launcher of a one-process job (``$1`` is the job's script). A shell as a container's
+#: PID 1 gets no default signal handlers and would ignore SIGTERM; this one traps it. ``wait``
+#: reports a job killed by a signal ("Terminated") on stderr: not the job's output, dropped.
+LAUNCH_ONE = (
+    _ON_TERM
+    + """\
+sh -c "$1" &
+pid=$!
+while :; do wait "$pid" 2>/dev/null; rc=$?; kill -0 "$pid" 2>/dev/null || break; done
+"""
+    + _WAIT_FOR_THE_REST
+)
 
 #: The launcher of a pod with ranks: publish or learn MASTER_ADDR, start LOCAL_WORLD_SIZE
 #: copies, exit with the first non-zero code among them.
-LAUNCH_MANY = """\
-exec 2>&1
-stop=0
-trap 'stop=1; trap "" TERM; kill -TERM -1 2>/dev/null' TERM
+LAUNCH_MANY = (
+    _ON_TERM
+    + """\
 if [ -n "${POLLINATOR_MASTER_FILE:-}" ]; then
   if [ "$NODE_RANK" = 0 ]; then
     mkdir -p "${POLLINATOR_MASTER_FILE%/*}"
     printf '%s\\n' "$POD_IP" >"$POLLINATOR_MASTER_FILE.$$"
     mv -f "$POLLINATOR_MASTER_FILE.$$" "$POLLINATOR_MASTER_FILE"
   fi
-  until [ -s "$POLLINATOR_MASTER_FILE" ] || [ "$stop" = 1 ]; do sleep 1; done
-  [ "$stop" = 1 ] && exit 143
+  until [ -s "$POLLINATOR_MASTER_FILE" ] || [ -n "$stopping" ]; do sleep 1; done
+  [ -n "$stopping" ] && exit 143
   read -r MASTER_ADDR <"$POLLINATOR_MASTER_FILE"
   export MASTER_ADDR
 fi
@@ -96,22 +121,24 @@ while [ "$i" -lt "$LOCAL_WORLD_SIZE" ]; do
 done
 rc=0
 for pid in $pids; do
-  while :; do wait "$pid"; r=$?; kill -0 "$pid" 2>/dev/null || break; done
+  while :; do wait "$pid" 2>/dev/null; r=$?; kill -0 "$pid" 2>/dev/null || break; done
   [ "$rc" -ne 0 ] || rc=$r
 done
-exit "$rc"
 """
+    + _WAIT_FOR_THE_REST
+)
+
+
+def literal(text: str) -> str:
+    """``text`` as Kubernetes passes it on unchanged: it expands ``$(NAME)`` in a container's
+    command, arguments and environment values, and turns ``$$`` into ``$``; every ``$`` doubled
+    means no expansion at all."""
+    return text.replace("$", "$$")
 
 
 def short_hash(text: str) -> str:
     """16 hex characters of ``text``'s SHA-256: fits a label value."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def script(job: Job) -> str:
-    """The job's shell text, run by the launcher in a shell that exits with its command's code
-    when SIGTERM arrives (instead of going on to its next command)."""
-    return "trap exit TERM\n" + shell_script(job)
 
 
 def labels(job: Job, owner: str) -> dict[str, str]:
@@ -235,13 +262,15 @@ def job_object(job: Job, settings: K8sSettings, namespace: str, owner: str = "")
     rank_env = _rank_env(job, settings)
     # The rank variables are ours (the launcher sets RANK, LOCAL_RANK and MASTER_ADDR per process).
     ours = {e["name"] for e in rank_env} | (LAUNCHER_SETS if rank_env else set())
-    env = [{"name": k, "value": v} for k, v in job_env(job).items() if k not in ours] + rank_env
+    env = [{"name": k, "value": literal(v)} for k, v in job_env(job).items() if k not in ours] + [
+        {**e, "value": literal(e["value"])} if "value" in e else e for e in rank_env
+    ]
     volumes, volume_mounts = _volumes(job, settings)
     launcher = LAUNCH_ONE if not rank_env else LAUNCH_MANY
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": job.image,
-        "command": ["sh", "-c", launcher, "pollinator", script(job)],
+        "command": [literal(a) for a in ("sh", "-c", launcher, "pollinator", shell_script(job))],
         "env": env,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }

@@ -248,7 +248,7 @@ def test_dry_run_found_from_a_subdirectory(runner: CliRunner, tmp_path: Path) ->
 
 def test_plugins_command_lists_the_builtins_whatever_the_allow_list(runner: CliRunner) -> None:
     listed = json.loads(runner.invoke(cli, ["plugins", "--json"]).output)
-    assert {p["name"] for p in listed} == {"colonies", "local_docker", "slurm", "storage"}
+    assert {p["name"] for p in listed} == {"colonies", "local_docker", "slurm", "storage", "k8s"}
     local = {p["name"]: p for p in listed}["local_docker"]
     assert local["executor_types"] == ["docker"] and local["backends"] == ["local"]
     assert [row[0] for row in local["settings"]["local"]] == ["runtime", "kill_grace"]

@@ -34,7 +34,7 @@ from pollinator_core.runs.submit import final_function_spec
 
 PLUGIN_SOURCE = Path(__file__).parent / "third_party_plugin"
 POLLINATOR = Path(sys.executable).parent / "pollinator"
-BUILTINS = {"storage", "colonies", "local_docker", "slurm"}  # as pyproject.toml registers them
+BUILTINS = {"storage", "colonies", "local_docker", "slurm", "k8s"}  # as pyproject.toml registers
 
 
 @pytest.fixture(scope="session")

@@ -24,13 +24,16 @@ The contract, which the executor loop relies on and the conformance suite in
 - **find** returns the handle of an external job for this process, running or ended, for
   runtimes whose jobs outlive the executor (``detached``); the loop calls it before every
   submit, so a process is never submitted twice, and at start to adopt its running jobs.
+- **reconcile** is called once when an executor starts, before it adopts: with the executor's
+  id and the processes the server still has running for it, so that a detached runtime marks
+  its jobs as that executor's and removes the ones of processes no longer running for it.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import ClassVar
 
 import attrs
@@ -96,6 +99,13 @@ class Runtime(abc.ABC):
 
     def find(self, job: Job) -> str | None:
         """The handle of this job's external job if one exists (running or ended)."""
+        return None
+
+    def reconcile(self, owner: str, running: Collection[str]) -> None:
+        """The executor ``owner`` (its id, the same across its restarts) starts; the server
+        has the processes ``running`` running for it. A detached runtime marks the jobs it
+        submits from now on as ``owner``'s, and may remove ``owner``'s jobs whose process is
+        not in ``running`` (left behind by a crash)."""
         return None
 
     def cleanup(self, handle: str) -> None:

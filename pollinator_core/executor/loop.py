@@ -185,12 +185,14 @@ class Executor:
     def adopt(self) -> int:
         """Take back the processes still RUNNING for this executor's key: a job that lives on
         is followed again; one never submitted is run; one that cannot be found is closed as
-        lost. Call before :meth:`serve`; returns how many processes were taken back."""
+        lost. The runtime first reconciles (removes jobs of processes no longer ours). Call
+        before :meth:`serve`; returns how many processes were taken back."""
         mine = [
             p
             for p in self._client.get_processes(self.settings.colony, ProcessState.RUNNING)
             if p.assignedexecutorid == self._id
         ]
+        self._runtime.reconcile(self._id, {p.processid for p in mine})
         for process in mine:
             # Adopted jobs take a slot when one is free, and run regardless.
             slot = self._slots.acquire(blocking=False)

@@ -1,2 +1,2 @@
-"""Kubernetes execution plugin (package reserved in the layout; the backend and its entry point
-arrive with the Kubernetes issue)."""
+"""The Kubernetes execution plugin: processes run as batch/v1 Jobs (executor type ``k8s``, and
+``--backend k8s``). docs/k8s.md describes it; plugin.py holds its hooks."""

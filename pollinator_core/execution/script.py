@@ -62,11 +62,28 @@ def scrubbed(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if not is_private(k)}
 
 
+#: what a path may hold to be spliced into shell text as it is, in any quoting context
+_SHELL_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+
+
+def shell_safe(path: str) -> bool:
+    """True when ``path`` means the same in shell text quoted or not: no space, quote, ``;``,
+    ``$``, glob character or non-ASCII letter."""
+    return bool(_SHELL_SAFE.fullmatch(path))
+
+
 class PathRewriter:
     """Rewrites container paths (mount targets) to the host directories behind them, for
-    runtimes that run the job on the host (no mounts)."""
+    runtimes that run the job on the host (no mounts).
+
+    The command is shell text, and a path may sit inside quotes or outside them, so a host
+    directory is spliced in only when :func:`shell_safe`; give the rewriter a safe path that
+    leads there (a symbolic link) for any other directory."""
 
     def __init__(self, mounts: tuple[Mount, ...]) -> None:
+        unsafe = [m.source for m in mounts if m.target.rstrip("/") and not shell_safe(m.source)]
+        if unsafe:
+            raise ValueError(f"host path {unsafe[0]!r} cannot be spliced into shell text")
         by_length = sorted(mounts, key=lambda m: len(m.target.rstrip("/")), reverse=True)
         self._sources = {m.target.rstrip("/"): m.source.rstrip("/") for m in by_length}
         targets = "|".join(re.escape(t) for t in self._sources if t)

@@ -89,7 +89,7 @@ def start(
     grace: float,
     location: str,
 ) -> None:
-    """Serve a colony until SIGTERM or Ctrl-C, from the COLONIES_* variables.
+    """Serve a colony until SIGTERM, SIGHUP or Ctrl-C, from the COLONIES_* variables.
 
     \b
     With COLONIES_COLONY_PRVKEY the executor registers and approves itself under a key kept in
@@ -146,7 +146,7 @@ def start(
     if adopted:
         click.echo(f"pollinator: took back {adopted} running process(es)", err=True)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     serving = threading.Thread(target=daemon.serve, name="executor", daemon=True)
     serving.start()

@@ -18,6 +18,7 @@ def logs(ctx: click.Context, run_id: str | None, follow: bool) -> None:
     detaches again.
     """
     from pollinator_core.cli.session import open_run, watch
+    from pollinator_core.errors import JobFailed
     from pollinator_core.runs.follow import print_log
 
     with open_run(ctx, run_id) as (session, record):
@@ -25,6 +26,6 @@ def logs(ctx: click.Context, run_id: str | None, follow: bool) -> None:
             print_log(session.conn.client, session.conn.colony, record.process_id, sys.stdout)
             return
         code = watch(session, record, cancel_on_interrupt=False, fetch=False)
-        if code != 130:
+        if code in (0, JobFailed.exit_code):  # it ended (not interrupted)
             session.note(f"fetch its results with `pollinator results {record.short_id}`")
     ctx.exit(code)

@@ -8,12 +8,15 @@ exit with their code; a traceback appears only with ``-vv`` or for a genuine bug
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ from click.shell_completion import CompletionItem
 
 from pollinator_core import __version__
 from pollinator_core.cli.context import CliContext
-from pollinator_core.errors import Interrupted, PollinatorError
+from pollinator_core.errors import PollinatorError, SignalInterrupt, interrupt_exit_code
 
 #: name -> ("module:attribute" of the click command, the one line `pollinator --help` shows).
 #: Adding a command is one line here; its module is imported only when that command runs.
@@ -134,20 +137,55 @@ def cli(ctx: click.Context, verbose: int, directory: Path | None) -> None:
     ctx.obj = CliContext(directory=directory, verbose=verbose)
 
 
+#: signals a command treats as Ctrl-C: a closed terminal (SIGHUP), a polite kill (SIGTERM)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise SignalInterrupt(signum)
+
+
+@contextlib.contextmanager
+def _stop_signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`SignalInterrupt` (a KeyboardInterrupt) while the
+    command runs, instead of killing it mid-way without a word."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (tests call main() from threads)
+        return
+    previous = {
+        sig: signal.signal(sig, _raise_interrupt)
+        for sig in STOP_SIGNALS
+        if signal.getsignal(sig) is not signal.SIG_IGN  # nohup's choice stands
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(exc: BaseException | None) -> int:
+    what = f"by {signal.Signals(exc.signum).name}" if isinstance(exc, SignalInterrupt) else ""
+    with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+        click.echo(f"Interrupted{' ' + what if what else ''}.", err=True)
+    return interrupt_exit_code(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (the console script passes it to sys.exit)."""
     try:
-        result = cli.main(args=argv, prog_name="pollinator", standalone_mode=False)
+        with _stop_signals_as_interrupts():
+            result = cli.main(args=argv, prog_name="pollinator", standalone_mode=False)
     except click.ClickException as e:
         e.show()
         return e.exit_code
     except click.Abort as e:  # click's form of Ctrl-C (and of EOF at a prompt)
-        interrupted = isinstance(e.__context__, KeyboardInterrupt)
-        click.echo("Interrupted." if interrupted else "Aborted.", err=True)
-        return Interrupted.exit_code if interrupted else 1
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        return Interrupted.exit_code
+        if isinstance(e.__context__, KeyboardInterrupt):
+            return _interrupted(e.__context__)
+        click.echo("Aborted.", err=True)
+        return 1
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
     except PollinatorError as e:
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             traceback.print_exc()

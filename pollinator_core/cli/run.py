@@ -38,7 +38,7 @@ COLONY_PLACEHOLDER = "<colony-name>"
 @click.option(
     "--cancel-on-interrupt",
     is_flag=True,
-    help="With --follow: Ctrl-C cancels the job instead of detaching from it.",
+    help="With --follow: Ctrl-C (or SIGTERM, SIGHUP) cancels the job instead of detaching from it.",
 )
 @click.option(
     "--runtime",
@@ -77,8 +77,8 @@ def run(
     \b
     Exit status: 0 the job succeeded; 1 it failed or was cancelled (its errors and the end of
     its output are shown); 2 bad usage or project; 3 server, storage or engine unreachable or
-    misconfigured; 130 interrupted. Ctrl-C while following detaches: the job goes on, and the
-    command says how to re-attach or cancel it.
+    misconfigured; 130 interrupted (143 SIGTERM, 129 SIGHUP). Ctrl-C, SIGTERM or SIGHUP while
+    following detaches: the job goes on, and the command says how to re-attach or cancel it.
     """
     from pollinator_core.plugins.settings import parse_options
     from pollinator_core.runs.backends import default_backend, get_backend

@@ -2,7 +2,8 @@
 
 Ctrl-C while following never kills or orphans the job silently: by default it detaches (the job
 goes on; the command prints how to re-attach and how to cancel), or, when asked, it cancels the
-job and says so. Either way the exit status is 130.
+job and says so. Either way the exit status is 130. SIGTERM and SIGHUP (a closed terminal) are
+treated alike, with exit status 143 and 129.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import click
 from pollinator_core.colonies.client import NotFound
 from pollinator_core.colonies.models import Process, ProcessState
 from pollinator_core.colonies.timestamps import parse_time
-from pollinator_core.errors import Interrupted, JobFailed, UsageError
+from pollinator_core.errors import JobFailed, UsageError, interrupt_exit_code
 from pollinator_core.plugins.backend import Connection
 from pollinator_core.project.loader import Project
 from pollinator_core.runs.backends import COLONIES
@@ -46,7 +47,8 @@ class Session:
         self._created = time.monotonic()
 
     def note(self, message: str) -> None:
-        click.echo(f"pollinator: {message}", err=True)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            click.echo(f"pollinator: {message}", err=True)
 
     def executor_name(self, executor_id: str) -> str:
         if self._executors is None:
@@ -77,8 +79,9 @@ def watch(
     conn = session.conn
     try:
         process = follow(conn.client, conn.colony, record.process_id, on_state=session.on_state)
-    except KeyboardInterrupt:
-        sys.stdout.flush()
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (see cli.main)
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
         if cancel_on_interrupt:
             conn.client.cancel_process(record.process_id)
             session.note(f"interrupted: cancelled process {record.process_id}")
@@ -88,7 +91,7 @@ def watch(
                 f"  re-attach: pollinator logs -f {record.short_id}\n"
                 f"  cancel:    pollinator cancel {record.short_id}"
             )
-        return Interrupted.exit_code
+        return interrupt_exit_code(exc)
     return finish(session, record, process, fetch=fetch)
 
 

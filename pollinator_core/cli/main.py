@@ -25,7 +25,12 @@ from click.shell_completion import CompletionItem
 
 from pollinator_core import __version__
 from pollinator_core.cli.context import CliContext
-from pollinator_core.errors import PollinatorError, SignalInterrupt, interrupt_exit_code
+from pollinator_core.errors import (
+    InfraError,
+    PollinatorError,
+    SignalInterrupt,
+    interrupt_exit_code,
+)
 
 #: name -> ("module:attribute" of the click command, the one line `pollinator --help` shows).
 #: Adding a command is one line here; its module is imported only when that command runs.
@@ -195,5 +200,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`| head`): stop quietly, and keep Python's exit-time flush quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as e:
+        # This machine's own disk refused (read-only, not ours, full): infrastructure, not a
+        # bug, and the user can act on it. Commands say more where they know more.
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            traceback.print_exc()
+        advice = (
+            f": {e.filename}. Check that it can be read and written (permissions, a read-only "
+            "mount, free space) and run the command again."
+            if e.filename
+            else "."
+        )
+        click.echo(f"Error: {e.strerror or e}{advice}", err=True)
+        return InfraError.exit_code
     # ctx.exit(n) comes back as n; commands otherwise return None (0).
     return result if isinstance(result, int) else 0

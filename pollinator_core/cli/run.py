@@ -104,9 +104,10 @@ def run(
     if cancel_on_interrupt and not follow:
         raise UsageError("--cancel-on-interrupt only applies with --follow.")
     from pollinator_core.cli.session import Session, watch
-    from pollinator_core.runs.submit import submit_run
+    from pollinator_core.runs.submit import check_state_dir, submit_run
 
     check_sources(project)
+    check_state_dir(project)
     conn = chosen.connect(project, options)
     session = Session(project, conn)
     try:

@@ -25,6 +25,7 @@ from pollinator_core.project.loader import Project
 from pollinator_core.runs.backends import COLONIES
 from pollinator_core.runs.follow import failure_summary, follow
 from pollinator_core.runs.submit import (
+    ResultsNotWritten,
     RunBook,
     RunRecord,
     connect_for,
@@ -99,10 +100,18 @@ def finish(session: Session, record: RunRecord, process: Process, *, fetch: bool
     """Report how the run ended (results fetched when ``fetch``); 0 on success, else 1."""
     if fetch:
         forget_snapshot(session.conn, record)
-        target, count = pull_results(session.project, session.conn, process)
+        try:
+            target, count = pull_results(session.project, session.conn, process)
+        except ResultsNotWritten:
+            _outcome(session, record, process)  # how the job ended, whatever the disk says
+            raise
         if count or process.state is ProcessState.SUCCESS:
             where = target.relative_to(session.project.root)
             session.note(f"results: {where}/ ({count} new file{'s' if count != 1 else ''})")
+    return _outcome(session, record, process)
+
+
+def _outcome(session: Session, record: RunRecord, process: Process) -> int:
     if process.state is ProcessState.SUCCESS:
         session.note(f"process {record.short_id} succeeded")
         return 0

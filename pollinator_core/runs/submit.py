@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import attrs
 
 from pollinator_core.colonies.models import FunctionSpec, Process
-from pollinator_core.errors import UsageError
+from pollinator_core.errors import InfraError, UsageError
 from pollinator_core.plugins.backend import Connection
 from pollinator_core.plugins.manager import hooks
 from pollinator_core.project.funcspec import PROCESS_ID, build_function_spec, substitute
@@ -125,23 +126,39 @@ def result_label(project: Project, process: Process) -> str:
     return f"{project.label_prefix}/result/{process.processid}"
 
 
+class ResultsNotWritten(InfraError):
+    """The run's results could not be written locally; they are still on the server."""
+
+
 def pull_results(project: Project, conn: Connection, process: Process) -> tuple[Path, int]:
     """Download the run's results into cfs/result/<processid>/; the directory and file count.
 
-    A file the user changed there since is kept, the remote version saved beside it.
+    A file the user changed there since is kept, the remote version saved beside it. A
+    directory that cannot be written (read-only, not ours, a full disk) is a
+    :class:`ResultsNotWritten` that says so: the results stay on the server to fetch later.
     """
     from pollinator_core.sync.engine import sync_tree
     from pollinator_core.sync.plan import Mode
 
+    short = process.processid[:SHORT]
     target = project.result_dir / process.processid
+    where = target.relative_to(project.root)
     try:
         target.mkdir(parents=True, exist_ok=True)
+        # A directory we cannot write would fail file by file, after the downloads.
+        with tempfile.TemporaryFile(dir=target):
+            pass
     except (FileExistsError, NotADirectoryError):
-        where = target.relative_to(project.root)
         raise UsageError(
-            f"Cannot fetch the results of process {process.processid[:SHORT]} into {where}/: "
-            f"a file stands where that directory (or cfs/result) should be. Move it aside and "
-            f"run `pollinator results {process.processid[:SHORT]}`."
+            f"Cannot fetch the results of process {short} into {where}/: a file stands where "
+            f"that directory (or cfs/result) should be. Move it aside and run "
+            f"`pollinator results {short}`."
+        ) from None
+    except OSError as exc:
+        raise ResultsNotWritten(
+            f"Cannot write the results of process {short} into {where}/: "
+            f"{exc.strerror or exc}. They stay on the server: make cfs/result writable and run "
+            f"`pollinator results {short}`."
         ) from None
     report = sync_tree(
         conn.client,
@@ -153,14 +170,43 @@ def pull_results(project: Project, conn: Connection, process: Process) -> tuple[
         boundary=project.root,
         project_root=project.root,
     )
-    _point_latest(project.result_dir, process.processid)
+    try:
+        point_latest(project, process.processid)
+    except OSError as exc:
+        raise ResultsNotWritten(
+            f"The results of process {short} are in {where}/, but cfs/result/{LATEST} could not "
+            f"point there: {exc.strerror or exc}."
+        ) from None
     return target, len(report.done.downloaded) if report.done else 0
 
 
-def _point_latest(result_dir: Path, name: str) -> None:
+def check_state_dir(project: Project) -> None:
+    """Refuse, before anything touches the network, a project whose ``.pollinator`` cannot be
+    written: its runs, sync index and local backend live there."""
+    try:
+        project.state_dir.mkdir(exist_ok=True)
+        with tempfile.TemporaryFile(dir=project.state_dir):
+            pass
+    except OSError as exc:
+        raise InfraError(
+            f"Cannot write {project.state_dir}: {exc.strerror or exc}. Pollinator keeps this "
+            "project's runs, sync index and local backend there; make it writable and run the "
+            "command again."
+        ) from None
+
+
+def point_latest(project: Project, name: str) -> None:
+    """Point cfs/result/latest at run ``name``'s results unless it points at a newer run's:
+    fetching an old run's results again does not make it the latest."""
+    result_dir = project.result_dir
     link = result_dir / LATEST
     if link.exists() and not link.is_symlink():
         return  # the user's own file or directory: leave it alone
+    current = os.readlink(link) if link.is_symlink() else ""
+    if current not in ("", name) and (result_dir / current).is_dir():
+        submitted = {r.process_id: r.submitted for r in RunBook(project).all()}
+        if submitted.get(current, 0.0) > submitted.get(name, 0.0):
+            return
     tmp = result_dir / f".{LATEST}.{uuid.uuid4().hex[:8]}"
     tmp.symlink_to(name, target_is_directory=True)
     os.replace(tmp, link)  # atomic: a concurrent run never sees it missing

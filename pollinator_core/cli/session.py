@@ -108,6 +108,12 @@ def finish(session: Session, record: RunRecord, process: Process, *, fetch: bool
         if count or process.state is ProcessState.SUCCESS:
             where = target.relative_to(session.project.root)
             session.note(f"results: {where}/ ({count} new file{'s' if count != 1 else ''})")
+        elif process.state is ProcessState.CANCELLED:
+            # Cancelled on the server at once; its executor uploads after stopping the job.
+            session.note(
+                "what the job wrote before it was stopped is uploaded by its executor in a "
+                f"moment: fetch it with `pollinator results {record.short_id}`"
+            )
     return _outcome(session, record, process)
 
 

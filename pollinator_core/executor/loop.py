@@ -105,6 +105,9 @@ class ExecutorSettings:
     heartbeat: float = 60.0
     #: seconds a runtime may stay unreachable before an assigned process is failed
     outage_limit: float = 600.0
+    #: the last word on a job before its first submission (the local agent hands over the
+    #: submitting command's environment)
+    prepare: Callable[[Job], Job] | None = None
 
 
 @attrs.define
@@ -382,6 +385,8 @@ class Executor:
                 return self._upload(active, root, Termination.exited(0), say)
             if active.stopped is not None:
                 return self._upload(active, root, active.stopped, say)
+            if self.settings.prepare is not None:
+                job = self.settings.prepare(job)
             try:
                 handle = self._submit(active, job, say)
             except PollinatorError as exc:  # the runtime refuses this job (a missing image ...)

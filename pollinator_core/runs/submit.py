@@ -110,6 +110,8 @@ def submit_run(project: Project, conn: Connection, *, quiet: bool = False) -> Ru
         name = f"{project.name}-{uuid.uuid4().hex[:12]}"
         snapshot = conn.client.create_snapshot(conn.colony, tree_label(project, "src"), name)
     spec = final_function_spec(project, snapshot.snapshotid, conn.colony)
+    if conn.prepare_spec is not None:
+        conn.prepare_spec(spec)
     process = conn.client.submit(spec)
     record = RunRecord(
         process.processid, conn.backend, conn.colony, conn.server, time.time(), snapshot.snapshotid

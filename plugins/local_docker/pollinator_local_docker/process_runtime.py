@@ -130,7 +130,7 @@ class ProcessRuntime(SupervisedRuntime):
         job, links = _linked(job)
         _make_links(links)
         rewrite = PathRewriter(job.mounts)
-        env = scrubbed(os.environ)
+        env = scrubbed(os.environ if job.host_env is None else job.host_env)
         env.update({k: rewrite(v) for k, v in job_env(job).items()})
         cwd = self._cwd(job, rewrite)
         try:

@@ -107,6 +107,7 @@ def start(
     from pollinator_core.executor.setup import executor_key, register_executor
     from pollinator_core.executor.staging import CfsStager
     from pollinator_core.plugins.manager import hooks, open_storage
+    from pollinator_core.sync.objects import OBJECTS, ObjectCache
 
     config = ClientConfig.from_env()
     if not config.colony_name:
@@ -140,7 +141,7 @@ def start(
     executor_settings = ExecutorSettings(
         name=name, colony=config.colony_name, fs_dir=fs_root, max_jobs=max_jobs
     )
-    stager = CfsStager(client, config.colony_name, storage)
+    stager = CfsStager(client, config.colony_name, storage, ObjectCache(fs_root / OBJECTS))
     daemon = Executor(client, backend, stager, executor_settings)
     adopted = daemon.adopt()
     if adopted:

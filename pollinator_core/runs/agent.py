@@ -348,6 +348,7 @@ def run_agent(path: Path, executor_type: str) -> int:
     from pollinator_core.executor.loop import Executor, ExecutorSettings
     from pollinator_core.executor.staging import CfsStager
     from pollinator_core.plugins.manager import open_storage
+    from pollinator_core.sync.objects import OBJECTS, ObjectCache
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level="INFO")
     where = AgentDir(path)
@@ -363,7 +364,8 @@ def run_agent(path: Path, executor_type: str) -> int:
         settings = json.loads(where.settings_file.read_text())
         runtime = _make_runtime(executor_type, settings)
         where.storage.mkdir(parents=True, exist_ok=True)
-        stager = CfsStager(executor_client, COLONY, open_storage(str(where.storage)))
+        cache = ObjectCache(where.fs_dir / OBJECTS)
+        stager = CfsStager(executor_client, COLONY, open_storage(str(where.storage)), cache)
         # Short long-polls: the agent stops within a second when asked.
         executor_settings = ExecutorSettings(
             name=name,

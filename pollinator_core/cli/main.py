@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -176,6 +177,23 @@ def _interrupted(exc: BaseException | None) -> int:
     return interrupt_exit_code(exc)
 
 
+# How the Colonies server says a colony does not exist (a 403, or a 400 from some calls).
+_NO_COLONY = re.compile(r"[Cc]olony with name <([^>]*)> (?:does not exists?|not found)")
+
+
+def _explained(e: PollinatorError) -> str:
+    """The error's message, or a plainer one where the server's words mislead: a colony that
+    does not exist reads as a refused key, under the name of an internal call."""
+    missing = _NO_COLONY.search(getattr(e, "server_message", "") or "")
+    if missing:
+        return (
+            f"The Colonies server has no colony named {missing.group(1)!r}. Check "
+            "COLONIES_COLONY_NAME: the colony must exist on the server, and the key in "
+            "COLONIES_PRVKEY must belong to one of its members."
+        )
+    return str(e)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (the console script passes it to sys.exit)."""
     try:
@@ -194,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PollinatorError as e:
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             traceback.print_exc()
-        click.echo(f"Error: {e}", err=True)
+        click.echo(f"Error: {_explained(e)}", err=True)
         return e.exit_code
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python's exit-time flush quiet.

@@ -116,6 +116,8 @@ class Project:
     maxqueuetime: int = 3600
     #: plugins' sections (``local:``, ``slurm:``), checked by the plugin layer
     sections: Mapping[str, Section] = attrs.field(factory=dict)
+    #: arguments for this run after the source file (``pollinator run -- ARGS``); not a key
+    args: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -601,3 +603,64 @@ class _Reader:
                 )
             env[key] = str(value)
         return env
+
+
+# --- per-run overrides ---------------------------------------------------------------------
+
+#: the run options that stand for project.yaml keys, by key path (for their messages)
+OPTIONS: dict[KeyPath, str] = {
+    ("conditions", "walltime"): "--walltime",
+    ("conditions", "cpu"): "--cpu",
+    ("conditions", "mem"): "--mem",
+    ("conditions", "gpu", "count"): "--gpus",
+    ("env",): "--env",
+}
+
+
+class _OptionReader(_Reader):
+    """project.yaml's readers for values from the command line: the same checks and the same
+    messages, which name the option instead of a line."""
+
+    def where(self, path: KeyPath) -> str:
+        for length in range(len(path), 0, -1):
+            option = OPTIONS.get(path[:length])
+            if option is not None:
+                return option
+        return "the command line"
+
+
+def override(
+    project: Project,
+    *,
+    args: tuple[str, ...] = (),
+    env: Mapping[str, str] | None = None,
+    walltime: str | None = None,
+    cpu: str | None = None,
+    mem: str | None = None,
+    gpus: str | None = None,
+) -> Project:
+    """``project`` with one run's overrides from the command line, each checked as the
+    project.yaml key it stands for (``--walltime`` as ``conditions.walltime``...); ``env``
+    entries are added to project.yaml's ``env``, ``args`` follow the source file."""
+    reader = _OptionReader(project.path)
+    path: KeyPath = ("conditions",)
+    conditions = project.conditions
+    changes: dict[str, Any] = {}
+    for key, value, parse, field in (
+        ("walltime", walltime, units.parse_duration, "walltime"),
+        ("cpu", cpu, units.parse_cpu, "cpu_millis"),
+        ("mem", mem, units.parse_memory, "mem_bytes"),
+    ):
+        if value is not None:
+            changes[field] = reader.quantity({key: value}, path, key, 0, parse, positive=True)
+    if gpus is not None:
+        whole: object = int(gpus) if re.fullmatch(r"-?[0-9]+", gpus.strip()) else gpus
+        count = reader.integer({"count": whole}, (*path, "gpu"), "count", 0, 0)
+        changes["gpu"] = attrs.evolve(conditions.gpu, count=count)
+    extra = reader.env(dict(env)) if env else {}
+    return attrs.evolve(
+        project,
+        conditions=attrs.evolve(conditions, **changes),
+        env={**project.env, **extra},
+        args=tuple(args),
+    )

@@ -41,6 +41,8 @@ class RunRecord:
     server: str
     submitted: float  # unix time
     snapshot_id: str = ""
+    #: the run's name (``run --name``), shown by ps; "" for none
+    name: str = ""
 
     @property
     def short_id(self) -> str:
@@ -93,7 +95,9 @@ def connect_for(project: Project, record: RunRecord) -> Connection:
     return get_backend(record.backend).connect(project)
 
 
-def submit_run(project: Project, conn: Connection, *, quiet: bool = False) -> RunRecord:
+def submit_run(
+    project: Project, conn: Connection, *, quiet: bool = False, name: str = ""
+) -> RunRecord:
     """Sync src and data up, snapshot src, submit the spec; record and return the run."""
     from pollinator_core.sync.progress import make_progress
     from pollinator_core.sync.project import sync_project, tree_label
@@ -107,14 +111,22 @@ def submit_run(project: Project, conn: Connection, *, quiet: bool = False) -> Ru
             conn.client, conn.colony, project, conn.storage, ("src", "data"),
             progress=make_progress(quiet),
         )  # fmt: skip
-        name = f"{project.name}-{uuid.uuid4().hex[:12]}"
-        snapshot = conn.client.create_snapshot(conn.colony, tree_label(project, "src"), name)
+        snapshot_name = f"{project.name}-{uuid.uuid4().hex[:12]}"
+        snapshot = conn.client.create_snapshot(
+            conn.colony, tree_label(project, "src"), snapshot_name
+        )
     spec = final_function_spec(project, snapshot.snapshotid, conn.colony)
     if conn.prepare_spec is not None:
         conn.prepare_spec(spec)
     process = conn.client.submit(spec)
     record = RunRecord(
-        process.processid, conn.backend, conn.colony, conn.server, time.time(), snapshot.snapshotid
+        process.processid,
+        conn.backend,
+        conn.colony,
+        conn.server,
+        time.time(),
+        snapshot.snapshotid,
+        name,
     )
     RunBook(project).add(record)
     return record
@@ -132,8 +144,31 @@ class ResultsNotWritten(InfraError):
     """The run's results could not be written locally; they are still on the server."""
 
 
-def pull_results(project: Project, conn: Connection, process: Process) -> tuple[Path, int]:
-    """Download the run's results into cfs/result/<processid>/; the directory and file count.
+@attrs.frozen
+class Pulled:
+    """What fetching a run's results did."""
+
+    directory: Path
+    #: files that came down (a conflict's saved copy is not counted)
+    new: int
+    #: (a file you changed, where the run's version of it was saved instead), relative to
+    #: ``directory``
+    conflicts: tuple[tuple[str, str], ...] = ()
+
+    def describe(self, root: Path) -> list[str]:
+        """What to tell the user: the directory and count, then each conflict."""
+        where = self.directory.relative_to(root)
+        lines = [f"results: {where}/ ({self.new} new file{'s' if self.new != 1 else ''})"]
+        lines += [
+            f"conflict {where}/{rel}: you changed it; yours is kept, the run's version is "
+            f"saved as {where}/{saved}"
+            for rel, saved in self.conflicts
+        ]
+        return lines
+
+
+def pull_results(project: Project, conn: Connection, process: Process) -> Pulled:
+    """Download the run's results into cfs/result/<processid>/.
 
     A file the user changed there since is kept, the remote version saved beside it. A
     directory that cannot be written (read-only, not ours, a full disk) is a
@@ -179,7 +214,13 @@ def pull_results(project: Project, conn: Connection, process: Process) -> tuple[
             f"The results of process {short} are in {where}/, but cfs/result/{LATEST} could not "
             f"point there: {exc.strerror or exc}."
         ) from None
-    return target, len(report.done.downloaded) if report.done else 0
+    done = report.done.downloaded if report.done else {}
+    conflicts = tuple(
+        (a.rel, a.target)
+        for a in report.plan.actions
+        if a.reason == "conflict" and a.target in done
+    )
+    return Pulled(target, len(done) - len(conflicts), conflicts)
 
 
 def check_state_dir(project: Project) -> None:

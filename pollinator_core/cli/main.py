@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ps": ("pollinator_core.cli.ps:ps", "List this project's runs."),
     "cancel": ("pollinator_core.cli.cancel:cancel", "Cancel a run."),
     "results": ("pollinator_core.cli.results:results", "Fetch a run's results."),
+    "clean": (
+        "pollinator_core.cli.clean:clean",
+        "Remove old runs' results and unreferenced objects; --dry-run shows them.",
+    ),
     "executors": ("pollinator_core.cli.executors:executors", "List the colony's executors."),
     "executor": ("pollinator_core.cli.executor:executor", "Run an executor daemon."),
     "sync": (

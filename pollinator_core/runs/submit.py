@@ -17,6 +17,7 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -61,6 +62,9 @@ class RunBook:
         tmp.write_text(json.dumps(attrs.asdict(record)))
         os.replace(tmp, self._dir / f"{record.process_id}.json")
 
+    def forget(self, record: RunRecord) -> None:
+        (self._dir / f"{record.process_id}.json").unlink(missing_ok=True)
+
     def all(self) -> list[RunRecord]:
         """Newest first."""
         records = []
@@ -95,6 +99,16 @@ def connect_for(project: Project, record: RunRecord) -> Connection:
     return get_backend(record.backend).connect(project)
 
 
+@contextlib.contextmanager
+def project_lock(project: Project) -> Iterator[None]:
+    """Held while this project's files go up (a run's sync and snapshot, ``pollinator sync``)
+    and while ``pollinator clean`` decides what is garbage: no upload is ever half-seen."""
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(project.state_dir / "submit.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def submit_run(
     project: Project, conn: Connection, *, quiet: bool = False, name: str = ""
 ) -> RunRecord:
@@ -102,11 +116,9 @@ def submit_run(
     from pollinator_core.sync.progress import make_progress
     from pollinator_core.sync.project import sync_project, tree_label
 
-    project.state_dir.mkdir(parents=True, exist_ok=True)
     # One run at a time from sync to snapshot: concurrent runs of the project wait here instead
     # of failing on the sync lock, and each snapshot is exactly the tree its own run synced.
-    with open(project.state_dir / "submit.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with project_lock(project):
         sync_project(
             conn.client, conn.colony, project, conn.storage, ("src", "data"),
             progress=make_progress(quiet),

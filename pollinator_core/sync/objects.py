@@ -127,15 +127,23 @@ class ObjectCache:
             os.unlink(obj)  # changed through a job's name for it: never used again
         return False
 
-    def prune(self, limit: int | None = None) -> int:
-        """Remove unused objects (no staged file links to them), oldest use first, until the
-        unused ones take at most ``limit`` bytes (default :attr:`limit`); bytes freed."""
-        unused: list[tuple[float, int, Path]] = []
+    def unused(self) -> dict[Path, int]:
+        """The objects no staged file links to (link count 1), with their sizes."""
+        return {obj: info.st_size for obj, info in self._unused()}
+
+    def _unused(self) -> list[tuple[Path, os.stat_result]]:
+        found = []
         for obj in self.directory.glob("??/*"):
             with contextlib.suppress(OSError):
                 info = obj.lstat()
                 if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
-                    unused.append((info.st_ctime, info.st_size, obj))
+                    found.append((obj, info))
+        return found
+
+    def prune(self, limit: int | None = None) -> int:
+        """Remove unused objects (no staged file links to them), oldest use first, until the
+        unused ones take at most ``limit`` bytes (default :attr:`limit`); bytes freed."""
+        unused = [(info.st_ctime, info.st_size, obj) for obj, info in self._unused()]
         excess = sum(size for _, size, _ in unused) - (self.limit if limit is None else limit)
         freed = 0
         for _, size, obj in sorted(unused):

@@ -11,10 +11,10 @@ import click
 
 from pollinator_core.cli.context import load
 from pollinator_core.colonies.models import FunctionSpec, dumps, to_dict
-from pollinator_core.errors import ProjectError, UsageError
+from pollinator_core.errors import UsageError
 from pollinator_core.plugins.backend import Backend
 from pollinator_core.project.loader import Project
-from pollinator_core.runs.submit import final_function_spec
+from pollinator_core.runs.submit import check_options, final_function_spec
 
 SNAPSHOT_PLACEHOLDER = "<snapshot-id>"
 PROCESS_PLACEHOLDER = "<process-id>"
@@ -156,7 +156,7 @@ def run(
     if cancel_on_interrupt and not follow:
         raise UsageError("--cancel-on-interrupt only applies with --follow.")
     from pollinator_core.cli.session import Session, process_row, watch
-    from pollinator_core.runs.submit import check_state_dir, submit_run
+    from pollinator_core.runs.submit import check_sources, check_state_dir, submit_run
 
     check_sources(project)
     check_state_dir(project)
@@ -193,36 +193,6 @@ def run(
         ctx.exit(code)
     finally:
         conn.close()
-
-
-def check_sources(project: Project) -> None:
-    """Refuse, before anything touches the network, a run whose files cannot work: no
-    cfs/src, or an ``environment.source`` that is not a file in it (the job would only fail)."""
-    if not project.src_dir.is_dir():
-        raise ProjectError(
-            f"{project.src_dir} does not exist: create it (it may stay empty); "
-            "the job runs a snapshot of it."
-        )
-    source = project.environment.source
-    if source and not (project.src_dir / source).is_file():
-        raise ProjectError(
-            f"{project.path}: environment.source is {source!r}, but cfs/src/{source} is not a "
-            'file. Create it, or name the file to run (or "" to run cmd alone).'
-        )
-
-
-def check_options(options: dict[str, dict[str, str]]) -> None:
-    """Every ``-s`` names a known section and setting, with a valid value."""
-    from pollinator_core.plugins.manager import hooks
-
-    sections = hooks().settings()
-    for name, values in options.items():
-        if name not in sections:
-            known = ", ".join(sorted(sections)) or "none"
-            raise UsageError(
-                f"-s {name}.*: no plugin has a settings section {name!r} (known: {known})."
-            )
-        sections[name].load(None, values, env={})
 
 
 def rendered(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from pollinator_core.colonies.client import ColoniesClient
@@ -126,6 +126,44 @@ def follow(
                 printer.end_line()
                 return process
         time.sleep(FAST_POLL if now - last_output < QUIET else SLOW_POLL)
+
+
+class _Lines(io.StringIO):
+    """What a LogPrinter writes, taken back out as whole lines."""
+
+    def take(self, *, final: bool) -> list[str]:
+        text = self.getvalue()
+        lines = text.splitlines(keepends=True)
+        rest = "" if final or not lines or lines[-1].endswith("\n") else lines.pop()
+        self.seek(0)
+        self.truncate()
+        self.write(rest)
+        return lines
+
+
+def stream(
+    client: ColoniesClient,
+    colony: str,
+    process_id: str,
+    *,
+    follow: bool,
+    tail: int | None = None,
+) -> Iterator[str]:
+    """The process's output as lines (each with its newline but perhaps the last), from its
+    last ``tail`` lines when given; with ``follow`` until the process has finished."""
+    buffer = _Lines()
+    printer = LogPrinter(client, colony, process_id, buffer, tail)
+    last_output = time.monotonic()
+    while True:
+        if printer.poll():
+            last_output = time.monotonic()
+        yield from buffer.take(final=False)
+        if not follow or client.get_process(process_id).state.finished:
+            printer.poll()  # whatever was logged before the close
+            yield from buffer.take(final=True)
+            return
+        quiet = time.monotonic() - last_output >= QUIET
+        time.sleep(SLOW_POLL if quiet else FAST_POLL)
 
 
 def print_log(

@@ -23,11 +23,11 @@ from pathlib import Path
 import attrs
 
 from pollinator_core.colonies.models import FunctionSpec, Process
-from pollinator_core.errors import InfraError, UsageError
+from pollinator_core.errors import InfraError, ProjectError, UsageError
 from pollinator_core.plugins.backend import Connection
 from pollinator_core.plugins.manager import hooks
 from pollinator_core.project.funcspec import PROCESS_ID, build_function_spec, substitute
-from pollinator_core.project.loader import Project
+from pollinator_core.project.loader import Project, load_project
 from pollinator_core.runs.backends import get_backend
 
 LATEST = "latest"
@@ -275,6 +275,44 @@ def forget_snapshot(conn: Connection, record: RunRecord) -> None:
         # Failing means already gone, or not ours to remove: harmless either way.
         with contextlib.suppress(ColoniesError):
             conn.client.remove_snapshot(conn.colony, snapshot_id=record.snapshot_id)
+
+
+def check_sources(project: Project) -> None:
+    """Refuse, before anything touches the network, a run whose files cannot work: no
+    cfs/src, or an ``environment.source`` that is not a file in it (the job would only fail)."""
+    if not project.src_dir.is_dir():
+        raise ProjectError(
+            f"{project.src_dir} does not exist: create it (it may stay empty); "
+            "the job runs a snapshot of it."
+        )
+    source = project.environment.source
+    if source and not (project.src_dir / source).is_file():
+        raise ProjectError(
+            f"{project.path}: environment.source is {source!r}, but cfs/src/{source} is not a "
+            'file. Create it, or name the file to run (or "" to run cmd alone).'
+        )
+
+
+def check_options(options: dict[str, dict[str, str]]) -> None:
+    """Every ``-s`` names a known section and setting, with a valid value."""
+    sections = hooks().settings()
+    for name, values in options.items():
+        if name not in sections:
+            known = ", ".join(sorted(sections)) or "none"
+            raise UsageError(
+                f"-s {name}.*: no plugin has a settings section {name!r} (known: {known})."
+            )
+        sections[name].load(None, values, env={})
+
+
+def open_project(directory: Path | None = None) -> Project:
+    """The project in ``directory`` (else found upward from the current directory), with its
+    plugin sections (``local:``, ``slurm:``) checked against the plugins' settings."""
+    sections = hooks().settings()
+    project = load_project(directory=directory, sections=sections)
+    for name, section in project.sections.items():
+        sections[name].load(section, env={})
+    return project
 
 
 def final_function_spec(project: Project, snapshot_id: str, colony_name: str) -> FunctionSpec:

@@ -30,6 +30,7 @@ from pollinator_core.colonies.client import (
     ColoniesError,
     NotFound,
     ServerUnavailable,
+    Unsupported,
 )
 from pollinator_core.colonies.config import ClientConfig, ConfigError
 from pollinator_core.colonies.crypto import generate_private_key, id_from_private_key, recover_id
@@ -204,6 +205,42 @@ def test_an_internal_error_is_a_plain_colonies_error(stub: StubServer) -> None:
     with pytest.raises(ColoniesError) as info:
         make_client(stub.port).get_colonies()
     assert type(info.value) is ColoniesError and info.value.exit_code == 3
+
+
+def test_two_error_envelopes_in_one_body_decode_as_the_first(stub: StubServer) -> None:
+    """The official server writes some errors twice into one body (400, then 500): what the
+    real server sends for a NUL byte in addlogmsg (tests/test_differential.py measures it)."""
+    message = 'pq: invalid byte sequence for encoding "UTF8": 0x00'
+    first, second = error_reply(400, message)[1], error_reply(500, message)[1]
+    stub.reply = lambda _: (400, first + second)
+    with pytest.raises(BadRequest) as info:
+        make_client(stub.port).add_log("p", "a\x00b")
+    assert (info.value.status, info.value.server_message) == (400, message)
+
+
+def test_a_refusal_about_the_request_does_not_blame_the_key(stub: StubServer) -> None:
+    """The official server's 403 for a log line of a process that has just ended (a cancel
+    racing the executor's output) is about the process, not the key."""
+    stub.reply = lambda _: error_reply(403, "Failed to set output, process is not running")
+    with pytest.raises(AccessDenied) as info:
+        make_client(stub.port).add_log("p", "line\n")
+    assert "key" not in str(info.value)
+    assert str(info.value).endswith("(403): Failed to set output, process is not running.")
+
+
+def test_a_message_type_the_server_does_not_know_is_unsupported(stub: StubServer) -> None:
+    """v1.8.x answers cancelprocessmsg with 403 'invalid rpcMsg.PayloadType': the server is too
+    old, whatever the key (tests/test_real_server.py runs it against v1.8.7)."""
+    stub.reply = lambda request: (
+        error_reply(403, "invalid rpcMsg.PayloadType, cancelprocessmsg")
+        if request["payloadtype"] == "cancelprocessmsg"
+        else (200, envelope("versionmsg", {"buildversion": "v1.8.7"}))
+    )
+    with pytest.raises(Unsupported) as info:
+        make_client(stub.port).cancel_process("p")
+    assert info.value.exit_code == 3
+    assert "(v1.8.7) cannot cancel processes" in str(info.value)
+    assert "key" not in str(info.value)
 
 
 def test_access_denied_names_the_signing_id_not_the_key(stub: StubServer) -> None:

@@ -115,7 +115,7 @@ def test_the_official_decoders_read_it_back() -> None:
 
 def test_project_keys_override_the_defaults() -> None:
     spec = build_function_spec(project(EVERY_KEY), "s", "c")
-    assert (spec.priority, spec.maxretries, spec.maxwaittime) == (7, 0, 3600)
+    assert (spec.priority, spec.maxretries, spec.maxwaittime) == (7, 1, 3600)
     assert spec.kwargs["walltime"] == 5400
     assert spec.maxexectime == spec.conditions.walltime == 5400 + 3600
     assert spec.label == "nightly"

@@ -47,7 +47,7 @@ EVERY_KEY = """\
 projectname: full
 backend: slurm
 priority: 7
-maxretries: 0
+maxretries: 1
 maxwaittime: 1h
 label: nightly
 env:
@@ -124,7 +124,7 @@ def test_only_projectname_is_required_and_defaults_match_the_original() -> None:
 def test_every_key() -> None:
     project = parse(EVERY_KEY)
     assert project.backend == "slurm"
-    assert (project.priority, project.maxretries, project.maxwaittime) == (7, 0, 3600)
+    assert (project.priority, project.maxretries, project.maxwaittime) == (7, 1, 3600)
     assert project.label == "nightly"
     assert project.env == {"OMP_NUM_THREADS": "4", "MODE": "fast"}
     assert dict(project.sections["local"].values) == {"runtime": "process"}
@@ -195,7 +195,7 @@ def test_empty_sections_and_null_optionals_mean_defaults() -> None:
          ["line 4", "conditions.gpu.count is -1", "at least 0"]),
         ("projectname: d\nconditions:\n  cpu: lots\n",
          ["line 3", "conditions.cpu", "'lots'", "millicores ('500m')"]),
-        ("projectname: d\nconditions:\n  cpu: 0m\n", ["line 3", "more than zero"]),
+        ("projectname: d\nconditions:\n  cpu: 0m\n", ["line 3", "at least 10m"]),
         ("projectname: d\nconditions:\n  mem: 4GB\n",
          ["line 3", "conditions.mem", "'4GB'", "'512Mi'"]),
         ("projectname: d\nconditions:\n  walltime: 10 minutes\n",
@@ -256,6 +256,79 @@ def test_errors_name_the_key_the_line_and_the_fix(text: str, expected: list[str]
     assert message.startswith(str(FILE))
     for part in expected:
         assert part in message
+
+
+BIG = "x" * (128 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("projectname: d\nmaxretries: 0\n",
+         ["line 2", "maxretries is 0, but must be at least 1: the official Colonies executors "
+          "fail a job with maxretries 0 at once; set it to 1 or more."]),
+        ("projectname: d\nmaxretries: 2147483648\n",
+         ["line 2", "at most 2147483647", "32-bit integer"]),
+        ("projectname: d\npriority: 50001\n",
+         ["line 2", "priority is 50001, but must be at most 50000: the Colonies server refuses "
+          "higher priorities"]),
+        ("projectname: d\npriority: -50001\n", ["line 2", "at least -50000"]),
+        ("projectname: d\nconditions:\n  nodes: 128\n",
+         ["line 3", "conditions.nodes is 128, but must be at most 127: the Colonies server "
+          "never assigns a process that asks for more"]),
+        ("projectname: d\nconditions:\n  processesPerNode: 128\n", ["line 3", "at most 127"]),
+        ("projectname: d\nconditions:\n  cpu: 5m\n",
+         ["line 3", "conditions.cpu: it is '5m', but must be at least 10m, the least the "
+          "official Colonies executors accept."]),
+        ("projectname: d\nconditions:\n  cpu: 0.009\n", ["line 3", "at least 10m"]),
+        ("projectname: d\nconditions:\n  cpu: 9223372036854775808m\n",
+         ["line 3", "at most 9223372036854775807m"]),
+        ("projectname: d\nconditions:\n  mem: 8796093022208Mi\n",
+         ["line 3", "conditions.mem", "at most 8796093022207Mi"]),
+        ("projectname: d\nconditions:\n  walltime: 2147483000\n",
+         ["line 3", "walltime + maxqueuetime is 2147486600 s", "at most 2147483647 s"]),
+        ("projectname: d\nmaxqueuetime: 24856d\n",
+         ["line 2", "walltime + maxqueuetime", "Shorten them."]),
+        ("projectname: d\nmaxwaittime: 2147483648\n",
+         ["line 2", "maxwaittime: it is 2147483648, but must be at most 2147483647 s"]),
+        ("projectname: d\nconditions:\n  gpu:\n    count: 9223372036854775808\n",
+         ["line 4", "at most 9223372036854775807"]),
+        (f"projectname: d\nenv:\n  BIG: {BIG}\n",
+         ["line 3", "env.BIG is 131076 bytes as BIG=value, but at most 131071", "cfs/data"]),
+        ("projectname: d\nenv:\n" + "".join(f"  V{i}: {BIG[:100_000]}\n" for i in range(11)),
+         ["line 2", "env is 1100034 bytes in all", "at most 1048576"]),
+        ('projectname: d\nenv:\n  A: "a\\0b"\n', ["line 3", "env.A contains a NUL"]),
+        ('projectname: d\nenvironment:\n  cmd: "python3\\0"\n',
+         ["line 3", "environment.cmd contains a NUL character", "cannot store"]),
+        ('projectname: d\nlabel: "a\\0"\n', ["line 2", "label contains a NUL"]),
+        ('projectname: d\nconditions:\n  executorNames: ["a\\0"]\n',
+         ["line 3", "conditions.executorNames[0] contains a NUL"]),
+        (f"projectname: d\nenvironment:\n  init-cmd: {BIG}\n",
+         ["environment.init-cmd and cmd are 131079 bytes together", "sh -c"]),
+    ],
+)  # fmt: skip
+def test_values_the_official_server_or_executors_refuse(text: str, expected: list[str]) -> None:
+    message = error(text)
+    for part in expected:
+        assert part in message
+
+
+def test_the_largest_accepted_values() -> None:
+    project = parse(
+        "projectname: d\npriority: -50000\nmaxretries: 2147483647\nmaxwaittime: 2147483647\n"
+        "maxqueuetime: 1\nconditions:\n  nodes: 127\n  processesPerNode: 127\n  cpu: 10m\n"
+        "  mem: 8796093022207Mi\n  walltime: 2147483646\n"
+        f"env:\n  A: {BIG[: 128 * 1024 - 3]}\n"
+    )
+    c = project.conditions
+    assert (c.nodes, c.processes_per_node, c.cpu_millis, c.mem_bytes >> 20) == (
+        127,
+        127,
+        10,
+        8796093022207,
+    )
+    assert c.walltime + project.maxqueuetime == 2**31 - 1
+    assert len(project.env["A"]) == 128 * 1024 - 3
 
 
 def test_aliases_and_recursion_do_not_confuse_the_reader() -> None:

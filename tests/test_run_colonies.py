@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 from infra.components import DockerEngine
 from pycolonies import Colonies, func_spec
-from sim_fixtures import SimColony, sim_colony, simulator  # noqa: F401  (pytest fixtures)
+from sim_fixtures import (  # noqa: F401  (pytest fixtures)
+    EXECUTOR_NAME,
+    SimColony,
+    sim_colony,
+    simulator,
+)
 from test_run_local import POLLINATOR, SLOW_MAIN, LocalProject, Output, submitted_id
 
 StartExecutor = Callable[..., Output]
@@ -146,3 +151,20 @@ def test_executor_start_needs_a_server(tmp_path: Path) -> None:
     )
     assert done.returncode == 3
     assert re.search("COLONIES_SERVER_HOST is not set", done.stderr)
+
+
+def test_executor_start_refuses_a_stale_window_it_cannot_keep_up_with(
+    sim_colony: SimColony,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    env = colonies_env(sim_colony, tmp_path / "store")
+    env["COLONIES_STALE_EXECUTOR_DURATION"] = "2"
+    done = subprocess.run(
+        [POLLINATOR, "executor", "start", "--fs-dir", str(tmp_path / "fs")],
+        env=env, text=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "COLONIES_STALE_EXECUTOR_DURATION is '2'; it must be" in done.stderr
+    # Checked before it registers: the colony has no executor but the fixture's own.
+    listed = sim_colony.rpc(sim_colony.keys.prvkey, "getexecutorsmsg", colonyname=sim_colony.colony)
+    assert [e["executorname"] for e in listed] == [EXECUTOR_NAME]

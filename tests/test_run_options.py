@@ -72,6 +72,12 @@ def test_overrides_change_the_spec_of_this_run_only(project: LocalProject) -> No
         (["--env", "1BAD=x"], "--env: env name '1BAD' is not a valid environment variable name"),
         (["--env", "PROJECT_DIR=/x"], "--env: env.PROJECT_DIR is set by Pollinator"),
         (["--env", "NOVALUE"], "--env 'NOVALUE': write NAME=VALUE"),
+        (["--cpu", "5m"], "--cpu: conditions.cpu: it is '5m', but must be at least 10m"),
+        (["--walltime", "99999999999"], "--walltime: walltime + maxqueuetime is "),
+        (
+            [arg for i in range(9) for arg in ("--env", f"BIG{i}=" + "x" * 120_000)],
+            "--env: env is 1080045 bytes in all (NAME=value), but at most 1048576",
+        ),
         (["--name", ""], "a run's name is 1 to 64 printable characters"),
         (["stray"], "Got unexpected extra argument (stray)"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -78,6 +79,15 @@ def executor() -> None:
     "closed as failed.",
 )
 @click.option("--location", default="", help="Where this executor is, for `pollinator executors`.")
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=1.0),
+    metavar="SECONDS",
+    help="How often a busy executor tells the server it is alive; the server removes an "
+    "executor it has not heard from for COLONIES_STALE_EXECUTOR_DURATION seconds. Default: a "
+    "quarter of $COLONIES_STALE_EXECUTOR_DURATION when set, else 60 (the server's default "
+    "window is 600).",
+)
 def start(
     executor_type: str,
     name: str | None,
@@ -88,6 +98,7 @@ def start(
     storage_url: str | None,
     grace: float,
     location: str,
+    heartbeat: float | None,
 ) -> None:
     """Serve a colony until SIGTERM, SIGHUP or Ctrl-C, from the COLONIES_* variables.
 
@@ -104,11 +115,14 @@ def start(
     from pollinator_core.colonies.config import ClientConfig, ConfigError
     from pollinator_core.errors import InfraError, UsageError
     from pollinator_core.executor.loop import Executor, ExecutorSettings
-    from pollinator_core.executor.setup import executor_key, register_executor
+    from pollinator_core.executor.setup import executor_client, register_executor
     from pollinator_core.executor.staging import CfsStager
     from pollinator_core.plugins.manager import hooks, open_storage
     from pollinator_core.sync.objects import OBJECTS, ObjectCache
 
+    # A daemon's log is read long after the fact: every line says when.
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     config = ClientConfig.from_env()
     if not config.colony_name:
         raise ConfigError("COLONIES_COLONY_NAME is not set: which colony should it serve?")
@@ -131,15 +145,20 @@ def start(
     # Everything that can be checked locally is, before the executor registers: a bad setting
     # must not leave a registered executor behind that never takes a job.
     fs_root = _usable_dir(fs_dir or Path.home() / ".cache" / "pollinator" / "executor" / name)
+    beat = heartbeat or _default_heartbeat()
     storage = open_storage(storage_url or None)
     backend = kind.factory(loaded)
     base = ColoniesClient(config)
     owner = base.with_key(config.colony_prvkey) if config.colony_prvkey else None
-    client = base.with_key(executor_key(fs_root)) if owner else base
+    client = executor_client(base, fs_root, config.colony_name, name) if owner else base
     if owner is not None:
         register_executor(owner, client, config.colony_name, name, location)
     executor_settings = ExecutorSettings(
-        name=name, colony=config.colony_name, fs_dir=fs_root, max_jobs=max_jobs
+        name=name,
+        colony=config.colony_name,
+        fs_dir=fs_root,
+        max_jobs=max_jobs,
+        heartbeat=beat,
     )
     stager = CfsStager(client, config.colony_name, storage, ObjectCache(fs_root / OBJECTS))
     daemon = Executor(client, backend, stager, executor_settings)
@@ -154,7 +173,8 @@ def start(
     used = backend.describe()
     click.echo(
         f"pollinator: executor {name} ({used}) serving colony {config.colony_name} at "
-        f"{config.address}, up to {max_jobs} job{'s' if max_jobs > 1 else ''} at once",
+        f"{config.address}, up to {max_jobs} job{'s' if max_jobs > 1 else ''} at once, "
+        f"heartbeat every {beat:g} s",
         err=True,
     )
     while not stop.wait(0.5) and daemon.fatal is None:
@@ -176,6 +196,22 @@ def start(
     if daemon.fatal is not None:
         raise InfraError(f"Executor {name} stopped: {daemon.fatal}")
     click.echo("pollinator: executor stopped", err=True)
+
+
+def _default_heartbeat() -> float:
+    """A quarter of the server's stale-executor window when the environment names it (the
+    official server's variable), else 60 s, a tenth of the server's default window."""
+    from pollinator_core.errors import UsageError
+
+    text = os.environ.get("COLONIES_STALE_EXECUTOR_DURATION", "").strip()
+    if not text:
+        return 60.0
+    if not text.isdigit() or int(text) < 4:
+        raise UsageError(
+            f"COLONIES_STALE_EXECUTOR_DURATION is {text!r}; it must be the server's "
+            "stale-executor window in whole seconds, 4 or more (the server's default is 600)."
+        )
+    return min(int(text) / 4, 60.0)
 
 
 def _unregister(owner: ColoniesClient, me: ColoniesClient, colony: str, name: str) -> None:

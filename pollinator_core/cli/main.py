@@ -46,7 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "results": ("pollinator_core.cli.results:results", "Fetch a run's results."),
     "clean": (
         "pollinator_core.cli.clean:clean",
-        "Remove old runs' results and unreferenced objects; --dry-run shows them.",
+        "Remove old runs and unused objects; --dry-run lists them.",
     ),
     "executors": ("pollinator_core.cli.executors:executors", "List the colony's executors."),
     "executor": ("pollinator_core.cli.executor:executor", "Run an executor daemon."),

@@ -14,11 +14,19 @@ from pollinator_core.colonies.models import FunctionSpec, dumps, to_dict
 from pollinator_core.errors import UsageError
 from pollinator_core.plugins.backend import Backend
 from pollinator_core.project.loader import Project
+from pollinator_core.runs.backends import COLONIES
 from pollinator_core.runs.submit import check_options, final_function_spec
 
 SNAPSHOT_PLACEHOLDER = "<snapshot-id>"
 PROCESS_PLACEHOLDER = "<process-id>"
 COLONY_PLACEHOLDER = "<colony-name>"
+#: an official executor may take the job (docs/running.md, "On official executors")
+REBUILD_WARNING = (
+    "warning: rebuildImage is true; the official Colonies HPC executor drops such a job "
+    "without running or closing it (it waits out maxexectime and every retry, then fails), and "
+    "the official Docker and Kubernetes executors ignore it. If the colony has official "
+    "executors, name Pollinator's in conditions.executorNames."
+)
 
 
 class RunCommand(click.Command):
@@ -166,6 +174,8 @@ def run(
         conn.storage  # noqa: B018 -- misconfigured storage stops the run before it starts
         where = conn.notice or f"{conn.server}, colony {conn.colony}"
         session.note(f"{conn.backend} backend: {where}")
+        if project.environment.rebuild_image and conn.backend == COLONIES:
+            session.note(REBUILD_WARNING)
         record = submit_run(project, conn, quiet=not follow, name=name or "")
         session.note(f"submitted process {record.process_id}")
         if not follow:

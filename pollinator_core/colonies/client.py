@@ -110,6 +110,10 @@ class ServerUnavailable(ColoniesError, InfraError):
     """
 
 
+class Unsupported(ColoniesError, InfraError):
+    """The server does not know this RPC: an older release (v1.8.x has no cancelprocessmsg)."""
+
+
 class WaitTimeout(ColoniesError):
     """A process did not reach the awaited state in time."""
 
@@ -118,10 +122,17 @@ class WaitTimeout(ColoniesError):
 
 # The official server answers 500 for several missing things (snapshots, graphs, executors).
 _MISSING = re.compile(r"not found|does not exist", re.IGNORECASE)
+# Its answer (403) to a message type it does not know, before it looks at the signature.
+_UNKNOWN_RPC = "invalid rpcMsg.PayloadType"
+# How its refusals of the signing key begin (not a member, not the owner, not approved); other
+# 403s are about the request, such as a log line for a process that has just ended.
+_ACCESS_DENIED = "access denied"
 
 
 def _error_class(status: int, message: str) -> type[ColoniesError]:
     """The exception for a Colonies error reply (the server did answer, with its reason)."""
+    if message.startswith(_UNKNOWN_RPC):
+        return Unsupported
     if status == 400:
         return BadRequest
     if status in (401, 403):
@@ -131,6 +142,18 @@ def _error_class(status: int, message: str) -> type[ColoniesError]:
     if status in (502, 503, 504):
         return ServerUnavailable
     return ColoniesError
+
+
+def _first_envelope(data: bytes | str) -> Any:
+    """The first JSON document of a reply body.
+
+    The official server sometimes reports one error twice into the same body (a handler that
+    writes its 400 and then a 500 for the same failure, e.g. a NUL byte in addlogmsg): two
+    envelopes back to back, which is not one JSON document. The first says what happened.
+    """
+    text = data.decode() if isinstance(data, bytes) else data
+    reply, _ = json.JSONDecoder().raw_decode(text.lstrip())
+    return reply
 
 
 def _one_line(text: str) -> str:
@@ -292,7 +315,7 @@ class ColoniesClient:
 
     def _decode(self, msgtype: str, status: int, data: bytes | str) -> Any:
         try:
-            reply = json.loads(data)
+            reply = _first_envelope(data)
             raw = reply.get("payload")
             payload = json.loads(base64.b64decode(raw, validate=True)) if raw else None
             failed = bool(reply.get("error")) or status != 200
@@ -310,7 +333,8 @@ class ColoniesClient:
         code = code if isinstance(code, int) and code >= 400 else status
         message = _one_line(str(detail.get("message") or ""))
         text = f"The Colonies server at {self.config.address} refused {msgtype} ({code})"
-        if code in (401, 403) and self._prvkey:
+        about_key = not message or message.lower().startswith(_ACCESS_DENIED)
+        if self._prvkey and (code == 401 or (code == 403 and about_key)):
             text += (
                 f"; the key in use signs as {self.signer_id}: check that it is the right "
                 "Colonies private key for this"
@@ -491,7 +515,19 @@ class ColoniesClient:
         self._call("removeallprocessesmsg", body, safe=True)
 
     def cancel_process(self, process_id: str) -> None:
-        self._call("cancelprocessmsg", {"processid": process_id}, safe=True)
+        try:
+            self._call("cancelprocessmsg", {"processid": process_id}, safe=True)
+        except Unsupported as exc:
+            version = self.version() or "version unknown"
+            raise Unsupported(
+                f"The Colonies server at {self.config.address} ({version}) cannot cancel "
+                "processes: cancelprocessmsg came with colonies v1.9, and releases before it "
+                "(v1.8.x) refuse it. Upgrade the server to cancel runs; the process runs on "
+                "until it ends or reaches its maxexectime.",
+                status=exc.status,
+                msgtype=exc.msgtype,
+                server_message=exc.server_message,
+            ) from None
 
     def pause_assignments(self, colony: str) -> None:
         self._call("pauseassignmentsmsg", {"colonyname": colony}, safe=True)

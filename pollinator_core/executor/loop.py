@@ -215,7 +215,9 @@ class Executor:
                 self._stopping.wait(0.5)
                 continue
             try:
-                process = self._client.assign(self.settings.colony, self.settings.poll)
+                # An idle executor is heard from at each long-poll: no longer than a heartbeat.
+                poll = min(self.settings.poll, self.settings.heartbeat)
+                process = self._client.assign(self.settings.colony, poll)
                 self._heard = time.monotonic()
                 failures = denied = 0
             except ColoniesError as exc:

@@ -24,6 +24,30 @@ PROJECT_FILE = "project.yaml"
 #: set by Pollinator and the executors for every run; a project may not override them
 RESERVED_ENV = ("PROJECT_DIR", "COLONIES_PROCESS_ID")
 
+# What the official Colonies server (v1.9.12, v1.8.7) and executors accept; docs/running.md
+# ("Limits") gives the reasons. A value beyond them is refused here, before any upload.
+#: maxexectime (walltime + maxqueuetime), maxwaittime and maxretries: 32-bit database columns
+INT32_MAX = 2**31 - 1
+#: cpu and memory: 64-bit integers on the server and in the executors
+INT64_MAX = 2**63 - 1
+#: the server refuses priorities outside +-50000
+PRIORITY_LIMIT = 50_000
+#: the server's scheduler never assigns a process asking for more (it passes math.MaxInt8)
+MAX_PER_PROCESS = 127
+#: the official executors refuse a cpu written with fewer than three characters ("5m")
+MIN_CPU_MILLIS = 10
+#: mem goes out in whole Mi, which the server converts to bytes in an int64
+MAX_MEM_BYTES = (INT64_MAX >> 20) << 20
+#: one NAME=value in a program's environment: Linux's MAX_ARG_STRLEN (128 KiB) less its NUL
+ENV_ENTRY_MAX = 128 * 1024 - 1
+#: all env entries together: half of Linux's usual 2 MiB for arguments and environment (the
+#: runtime adds its own variables), and below Kubernetes' 1.5 MiB for a whole Job object
+ENV_TOTAL_MAX = 1024 * 1024
+#: init-cmd and cmd become one argument of `sh -c` (the official executors join them), and
+#: Linux passes at most 128 KiB in one argument; 2 KiB are left for the source's path
+MAX_COMMAND = 126 * 1024
+_DATABASE = "the Colonies server stores it in a 32-bit integer"
+
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _BACKEND_RE = re.compile(r"[a-z][a-z0-9_-]*")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -382,8 +406,19 @@ class _Reader:
         return f"{message} Known keys here: {', '.join(allowed)}."
 
     def integer(
-        self, data: dict[str, Any], path: KeyPath, key: str, default: int, minimum: int | None
+        self,
+        data: dict[str, Any],
+        path: KeyPath,
+        key: str,
+        default: int,
+        minimum: int | None,
+        maximum: int | None = None,
+        *,
+        why_low: str = "",
+        why_high: str = "",
     ) -> int:
+        """A whole number within ``minimum``..``maximum``; ``why_low`` and ``why_high`` say
+        where a bound comes from (the server or the official executors)."""
         if key not in data:
             return default
         value = data[key]
@@ -395,9 +430,18 @@ class _Reader:
                 f"Write a number without quotes, e.g. `{key}: {default}`.",
             )
         if minimum is not None and value < minimum:
+            reason = f": {why_low}" if why_low else ""
             self.fail(
                 (*path, key),
-                f"{where} is {value}, but must be at least {minimum}; set it to {minimum} or more.",
+                f"{where} is {value}, but must be at least {minimum}{reason}; set it to "
+                f"{minimum} or more.",
+            )
+        if maximum is not None and value > maximum:
+            reason = f": {why_high}" if why_high else ""
+            self.fail(
+                (*path, key),
+                f"{where} is {value}, but must be at most {maximum}{reason}; set it to "
+                f"{maximum} or less.",
             )
         return value
 
@@ -431,7 +475,18 @@ class _Reader:
             )
         if required and not value.strip():
             self.fail((*path, key), f"{where} must not be empty; the default is {default!r}.")
+        self.no_nul((*path, key), value)
         return value
+
+    def no_nul(self, path: KeyPath, value: str) -> None:
+        """Refuse a NUL character (YAML's "\\0" escape): PostgreSQL refuses it in text, and
+        the server then refuses the submission, or, for env, queues the process without env."""
+        if "\x00" in value:
+            self.fail(
+                path,
+                f"{_dotted(path)} contains a NUL character (\\0), which the Colonies server "
+                "cannot store. Remove it.",
+            )
 
     def quantity(
         self,
@@ -442,18 +497,28 @@ class _Reader:
         parse: Callable[[object], int],
         *,
         positive: bool,
+        minimum: tuple[int, str] | None = None,
+        maximum: tuple[int, str] | None = None,
     ) -> int:
+        """A value in a unit (cpu, memory, duration); ``minimum`` and ``maximum`` are a bound
+        and its explanation, naming the bound as the user would write it."""
         if key not in data:
             return default
         where = _dotted((*path, key))
+        written = data[key]
         try:
-            value = parse(data[key])
+            value = parse(written)
         except ValueError as e:
             problem = str(e)
         else:
-            if value > 0 or not positive:
+            if minimum is not None and value < minimum[0]:
+                problem = f"it is {written!r}, but must be at least {minimum[1]}"
+            elif maximum is not None and value > maximum[0]:
+                problem = f"it is {written!r}, but must be at most {maximum[1]}"
+            elif value > 0 or not positive:
                 return value
-            problem = f"it is {data[key]!r}, but must be more than zero"
+            else:
+                problem = f"it is {written!r}, but must be more than zero"
         self.fail((*path, key), f"{where}: {problem}.")
 
     def string_list(self, data: dict[str, Any], path: KeyPath, key: str) -> tuple[str, ...]:
@@ -468,6 +533,7 @@ class _Reader:
                 self.fail(
                     (*path, key, i), f"{where}[{i}] must be a non-empty name, got {_show(item)}."
                 )
+            self.no_nul((*path, key, i), item)
         return tuple(value)
 
     # --- the schema ---
@@ -493,6 +559,8 @@ class _Reader:
         label = top.get("label")
         if label is not None and (not isinstance(label, str) or not label.strip()):
             self.fail(("label",), f"label must be non-empty text, got {_show(label)}.")
+        if label is not None:
+            self.no_nul(("label",), label)
         backend = top.get("backend")
         if backend is not None and (
             not isinstance(backend, str) or not _BACKEND_RE.fullmatch(backend)
@@ -502,21 +570,57 @@ class _Reader:
                 f"backend must be a backend name such as local, colonies, slurm or k8s, "
                 f"got {_show(backend)}.",
             )
+        conditions = self.conditions(top.get("conditions"))
+        maxqueuetime = self.quantity(
+            top, (), "maxqueuetime", 3600, units.parse_duration, positive=True
+        )
+        self.server_deadline(top, conditions.walltime, maxqueuetime)
         return Project(
             root=root,
             name=name,
-            conditions=self.conditions(top.get("conditions")),
+            conditions=conditions,
             environment=self.environment(top.get("environment")),
-            priority=self.integer(top, (), "priority", 5, None),
-            maxretries=self.integer(top, (), "maxretries", 3, 0),
+            priority=self.integer(
+                top,
+                (),
+                "priority",
+                5,
+                -PRIORITY_LIMIT,
+                PRIORITY_LIMIT,
+                why_low="the Colonies server refuses lower priorities",
+                why_high="the Colonies server refuses higher priorities",
+            ),
+            maxretries=self.integer(
+                top,
+                (),
+                "maxretries",
+                3,
+                1,
+                INT32_MAX,
+                why_low="the official Colonies executors fail a job with maxretries 0 at once",
+                why_high=_DATABASE,
+            ),
             maxwaittime=self.maxwaittime(top),
             label=label,
             env=self.env(top.get("env")),
             backend=backend,
-            maxqueuetime=self.quantity(
-                top, (), "maxqueuetime", 3600, units.parse_duration, positive=True
-            ),
+            maxqueuetime=maxqueuetime,
             sections=self.plugin_section_values(top),
+        )
+
+    def server_deadline(self, top: dict[str, Any], walltime: int, maxqueuetime: int) -> None:
+        """The server's deadline, maxexectime = walltime + maxqueuetime, is a 32-bit column."""
+        if walltime + maxqueuetime <= INT32_MAX:
+            return
+        conditions = top.get("conditions")
+        key: KeyPath = ("maxqueuetime",)
+        if isinstance(conditions, dict) and "walltime" in conditions and walltime > maxqueuetime:
+            key = ("conditions", "walltime")
+        self.fail(
+            key,
+            f"walltime + maxqueuetime is {walltime + maxqueuetime} s, but the server's "
+            f"deadline (maxexectime, their sum) must be at most {INT32_MAX} s (68 years): "
+            f"{_DATABASE}. Shorten them.",
         )
 
     def plugin_section_values(self, top: dict[str, Any]) -> dict[str, Section]:
@@ -541,19 +645,51 @@ class _Reader:
         path: KeyPath = ("conditions",)
         section = self.section(data, path)
         gpu = self.section(section.get("gpu"), (*path, "gpu"))
+        never = "the Colonies server never assigns a process that asks for more"
         return ProjectConditions(
             executor_names=self.string_list(section, path, "executorNames"),
-            nodes=self.integer(section, path, "nodes", 1, 1),
-            processes_per_node=self.integer(section, path, "processesPerNode", 1, 1),
-            cpu_millis=self.quantity(section, path, "cpu", 1000, units.parse_cpu, positive=True),
+            nodes=self.integer(section, path, "nodes", 1, 1, MAX_PER_PROCESS, why_high=never),
+            processes_per_node=self.integer(
+                section, path, "processesPerNode", 1, 1, MAX_PER_PROCESS, why_high=never
+            ),
+            cpu_millis=self.quantity(
+                section,
+                path,
+                "cpu",
+                1000,
+                units.parse_cpu,
+                positive=True,
+                minimum=(
+                    MIN_CPU_MILLIS,
+                    f"{MIN_CPU_MILLIS}m, the least the official Colonies executors accept",
+                ),
+                maximum=(INT64_MAX, f"{INT64_MAX}m, the most the Colonies server can hold"),
+            ),
             mem_bytes=self.quantity(
-                section, path, "mem", 1000 * 1024**2, units.parse_memory, positive=True
+                section,
+                path,
+                "mem",
+                1000 * 1024**2,
+                units.parse_memory,
+                positive=True,
+                maximum=(
+                    MAX_MEM_BYTES,
+                    f"{MAX_MEM_BYTES >> 20}Mi, the most the Colonies server can hold",
+                ),
             ),
             walltime=self.quantity(
                 section, path, "walltime", 600, units.parse_duration, positive=True
             ),
             gpu=GpuRequest(
-                count=self.integer(gpu, (*path, "gpu"), "count", 0, 0),
+                count=self.integer(
+                    gpu,
+                    (*path, "gpu"),
+                    "count",
+                    0,
+                    0,
+                    INT64_MAX,
+                    why_high="the Colonies server holds a 64-bit integer",
+                ),
                 name=self.string(gpu, (*path, "gpu"), "name", "", required=False),
             ),
         )
@@ -568,18 +704,37 @@ class _Reader:
                 (*path, "source"),
                 f"environment.source {source!r} must be a path inside cfs/src, such as main.py.",
             )
+        init_cmd = self.string(section, path, "init-cmd", defaults.init_cmd, required=False)
+        cmd = self.string(section, path, "cmd", defaults.cmd, required=True)
+        size = len(init_cmd.encode()) + len(cmd.encode())
+        if size > MAX_COMMAND:
+            self.fail(
+                (*path, "cmd"),
+                f"environment.init-cmd and cmd are {size} bytes together, but at most "
+                f"{MAX_COMMAND} fit: executors run them as one argument of `sh -c`, and Linux "
+                "passes at most 128 KiB in one argument. Put the commands in a script under "
+                "cfs/src and run that.",
+            )
         return ProjectEnvironment(
             docker=self.string(section, path, "docker", defaults.docker, required=True),
             rebuild_image=self.boolean(section, path, "rebuildImage", defaults.rebuild_image),
-            init_cmd=self.string(section, path, "init-cmd", defaults.init_cmd, required=False),
-            cmd=self.string(section, path, "cmd", defaults.cmd, required=True),
+            init_cmd=init_cmd,
+            cmd=cmd,
             source=source,
         )
 
     def maxwaittime(self, top: dict[str, Any]) -> int:
         if type(top.get("maxwaittime")) is int and top["maxwaittime"] == -1:
             return -1
-        return self.quantity(top, (), "maxwaittime", -1, units.parse_duration, positive=False)
+        return self.quantity(
+            top,
+            (),
+            "maxwaittime",
+            -1,
+            units.parse_duration,
+            positive=False,
+            maximum=(INT32_MAX, f"{INT32_MAX} s (68 years): {_DATABASE}"),
+        )
 
     def env(self, data: object) -> dict[str, str]:
         if data is None:
@@ -601,7 +756,27 @@ class _Reader:
                 self.fail(
                     path, f"env.{key} must be text, got {_kind(value)}.{_quote_hint(key, value)}"
                 )
-            env[key] = str(value)
+            text = str(value)
+            self.no_nul(path, text)
+            size = len(key.encode()) + 1 + len(text.encode())
+            if size > ENV_ENTRY_MAX:
+                self.fail(
+                    path,
+                    f"env.{key} is {size} bytes as {key}=value, but at most {ENV_ENTRY_MAX} fit "
+                    "in one environment variable of a program on Linux (128 KiB), so no "
+                    "runtime could start the job. Put the value in a file under cfs/data "
+                    "and read it from $PROJECT_DIR/data.",
+                )
+            env[key] = text
+        total = sum(len(k.encode()) + 1 + len(v.encode()) for k, v in env.items())
+        if total > ENV_TOTAL_MAX:
+            self.fail(
+                ("env",),
+                f"env is {total} bytes in all (NAME=value), but at most {ENV_TOTAL_MAX} (1 MiB) "
+                "are allowed: a program's arguments and environment share 2 MiB on Linux, "
+                "and a Kubernetes Job must stay under 1.5 MiB. Put large values in files "
+                "under cfs/data.",
+            )
         return env
 
 
@@ -640,27 +815,31 @@ def override(
     gpus: str | None = None,
 ) -> Project:
     """``project`` with one run's overrides from the command line, each checked as the
-    project.yaml key it stands for (``--walltime`` as ``conditions.walltime``...); ``env``
-    entries are added to project.yaml's ``env``, ``args`` follow the source file."""
+    project.yaml key it stands for (``--walltime`` as ``conditions.walltime``...), by the very
+    reader of that key, bounds included; ``env`` entries are added to project.yaml's ``env``,
+    ``args`` follow the source file."""
     reader = _OptionReader(project.path)
-    path: KeyPath = ("conditions",)
-    conditions = project.conditions
-    changes: dict[str, Any] = {}
-    for key, value, parse, field in (
-        ("walltime", walltime, units.parse_duration, "walltime"),
-        ("cpu", cpu, units.parse_cpu, "cpu_millis"),
-        ("mem", mem, units.parse_memory, "mem_bytes"),
-    ):
+    now = project.conditions
+    # The conditions as project.yaml would say them, with this run's values written over.
+    data: dict[str, Any] = {
+        "executorNames": list(now.executor_names),
+        "nodes": now.nodes,
+        "processesPerNode": now.processes_per_node,
+        "cpu": f"{now.cpu_millis}m",
+        "mem": now.mem_bytes,
+        "walltime": now.walltime,
+        "gpu": {"count": now.gpu.count, "name": now.gpu.name},
+    }
+    for key, value in (("walltime", walltime), ("cpu", cpu), ("mem", mem)):
         if value is not None:
-            changes[field] = reader.quantity({key: value}, path, key, 0, parse, positive=True)
+            data[key] = value
     if gpus is not None:
-        whole: object = int(gpus) if re.fullmatch(r"-?[0-9]+", gpus.strip()) else gpus
-        count = reader.integer({"count": whole}, (*path, "gpu"), "count", 0, 0)
-        changes["gpu"] = attrs.evolve(conditions.gpu, count=count)
-    extra = reader.env(dict(env)) if env else {}
+        data["gpu"]["count"] = int(gpus) if re.fullmatch(r"-?[0-9]+", gpus.strip()) else gpus
+    conditions = reader.conditions(data)
+    reader.server_deadline({"conditions": data}, conditions.walltime, project.maxqueuetime)
     return attrs.evolve(
         project,
-        conditions=attrs.evolve(conditions, **changes),
-        env={**project.env, **extra},
+        conditions=conditions,
+        env=reader.env({**project.env, **(env or {})}) if env else project.env,
         args=tuple(args),
     )

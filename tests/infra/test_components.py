@@ -29,7 +29,7 @@ from infra.components import (
     component_missing,
     read_env_file,
 )
-from pollinator_core.colonies.client import AccessDenied, ColoniesClient
+from pollinator_core.colonies.client import ColoniesClient, Unsupported
 from pollinator_core.colonies.config import ClientConfig
 from pollinator_core.colonies.crypto import generate_private_key, id_from_private_key
 from pollinator_core.colonies.models import Executor, ExecutorState
@@ -571,8 +571,9 @@ def test_colonies_server_v187_is_the_old_protocol(colonies_server_v187: Colonies
     client = _client(colonies_server_v187, colonies_server_v187.prvkey)
     try:
         assert client.version() == "v1.8.7"
-        with pytest.raises(AccessDenied, match=r"invalid rpcMsg\.PayloadType"):
+        with pytest.raises(Unsupported) as info:
             client.cancel_process("0" * 64)
+        assert info.value.server_message == "invalid rpcMsg.PayloadType, cancelprocessmsg"
     finally:
         client.close()
     assert colonies_server_v187.stale_seconds == 0

@@ -131,6 +131,9 @@ def test_the_id_on_stdout_json_ps_and_logs_tail(project: LocalProject) -> None:
         "ID", "NAME", "STATE", "EXIT", "REASON", "SUBMITTED", "DURATION", "EXECUTOR"
     ]  # fmt: skip
     assert table[1].split()[1:6] == ["too", "slow", "FAILED", "143", "walltime"]
+    status = project.cli("status").stdout.splitlines()  # the latest run: in words, no record
+    assert "name:      too slow" in status and "exit code: 143" in status
+    assert "reason:    walltime" in status and not [s for s in status if "termination {" in s]
     none = project.cli("ps", "--state", "running")
     assert none.returncode == 0 and "No RUNNING runs" in none.stderr
 

@@ -156,16 +156,18 @@ def put(tmp_path: Path, cache: ObjectCache, name: str, data: bytes) -> tuple[str
 def test_an_object_changed_through_a_staged_name_is_dropped(tmp_path: Path) -> None:
     cache = ObjectCache(tmp_path / "objects")
     sha, staged_copy = put(tmp_path, cache, "a", b"original")
-    assert cache.place(sha, 8, tmp_path / "b")
-    assert (tmp_path / "b").stat().st_ino == staged_copy.stat().st_ino
+    root = tmp_path / "root"
+    assert cache.place_many(root, [("sub/b", sha, 8)]) == {"sub/b"}
+    assert (root / "sub" / "b").stat().st_ino == staged_copy.stat().st_ino
     staged_copy.chmod(0o644)
     staged_copy.write_bytes(b"changed!")  # same size, same inode, another mtime
-    assert not cache.place(sha, 8, tmp_path / "c")
+    assert cache.place_many(root, [("c", sha, 8)]) == set()
     assert not (tmp_path / "objects" / sha[:2] / sha).exists()
     # Another executor process (no memory of the stamps) checks the hash before trusting.
-    fresh = ObjectCache(tmp_path / "objects2")
-    sha2, _ = put(tmp_path, fresh, "d", b"more")
-    assert ObjectCache(tmp_path / "objects2").place(sha2, 4, tmp_path / "e")
+    sha2, _ = put(tmp_path, ObjectCache(tmp_path / "objects2"), "d", b"more")
+    assert ObjectCache(tmp_path / "objects2").place_many(root, [("e", sha2, 4)]) == {"e"}
+    # A path that would leave the directory is not placed (the download path refuses it).
+    assert ObjectCache(tmp_path / "objects2").place_many(root, [("../x", sha2, 4)]) == set()
 
 
 def test_prune_removes_unused_objects_least_recently_used_first(tmp_path: Path) -> None:

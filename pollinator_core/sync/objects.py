@@ -19,7 +19,6 @@ import os
 import re
 import stat
 import threading
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -43,29 +42,11 @@ class ObjectCache:
         self._lock = threading.Lock()
         #: sha -> (size, mtime_ns) of objects known to hold their bytes
         self._intact: dict[str, tuple[int, int]] = {}
+        #: the sha[:2] directories made so far
+        self._folders: set[str] = set()
 
     def _path(self, sha: str) -> Path:
         return self.directory / sha[:2] / sha
-
-    def place(self, sha: str, size: int, dest: Path) -> bool:
-        """Put the object for ``sha`` at ``dest`` (replacing it) as a hard link; False when
-        there is none that can be trusted, or no hard link can be made (another filesystem)."""
-        if not _SHA_RE.fullmatch(sha):
-            return False
-        obj = self._path(sha)
-        try:
-            info = obj.stat()
-        except OSError:
-            return False
-        if not self._trusted(sha, size, str(obj), info):
-            return False
-        tmp = dest.with_name(f".{dest.name}.pollinator-{uuid.uuid4().hex[:12]}")
-        try:
-            os.link(obj, tmp)
-        except OSError:
-            return False
-        os.replace(tmp, dest)
-        return True
 
     def place_many(self, root: Path, wanted: Iterable[tuple[str, str, int]]) -> set[str]:
         """Hard-link each wanted ``(relpath, sha, size)`` the cache holds into place under
@@ -98,17 +79,21 @@ class ObjectCache:
 
     def keep(self, sha: str, path: Path) -> None:
         """Add ``path``, whose content was just checked to hash to ``sha``; it becomes
-        read-only, as every name of the object is."""
+        read-only, as every name of the object is. Plain ``os`` calls: this runs once for
+        every file a first run stages."""
         if not _SHA_RE.fullmatch(sha):
             return
-        obj = self._path(sha)
+        folder = os.path.join(self.directory, sha[:2])
         with contextlib.suppress(OSError):  # a cache that cannot grow only costs speed
             os.chmod(path, _READ_ONLY)
-            info = path.stat()
-            obj.parent.mkdir(parents=True, exist_ok=True)
-            tmp = obj.with_name(f".{sha}.{uuid.uuid4().hex[:12]}")
-            os.link(path, tmp)
-            os.replace(tmp, obj)
+            info = os.stat(path)
+            if folder not in self._folders:
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
+            try:
+                os.link(path, os.path.join(folder, sha))
+            except FileExistsError:
+                return  # the same bytes, kept already (checked when next used)
             with self._lock:
                 self._intact[sha] = (info.st_size, info.st_mtime_ns)
 

@@ -87,12 +87,9 @@ def download_snapshot(
         path = os.path.join(dest_dir, rel)
         if rec.checksum and os.path.isfile(path) and hash_file(path)[0] == rec.checksum:
             return
-        cached = fetch(
-            storage, rec.ref.s3object.object, rec.checksum, rec.size, dest_dir, rel, cache
-        )
+        fetch(storage, rec.ref.s3object.object, rec.checksum, rec.size, dest_dir, rel, cache)
         with lock:
             done.downloaded[rel] = rec.checksum
-            done.cached += cached
         progress.advance(rec.size)
 
     todo = sorted(files.items())

@@ -297,13 +297,10 @@ class Transfer:
         assert a.remote is not None
         rel = a.target or a.rel
         remote = a.remote
-        cached = fetch(
-            self.storage, remote.object, remote.checksum, remote.size, self.root, rel, self.cache
-        )
+        fetch(self.storage, remote.object, remote.checksum, remote.size, self.root, rel, self.cache)
         with self._lock:
             self.done.downloaded[rel] = a.remote.checksum
             self.done.bytes_down += a.remote.size
-            self.done.cached += cached
         self.progress.advance(a.remote.size)
 
 
@@ -315,10 +312,10 @@ def fetch(
     root: Path,
     rel: str,
     cache: ObjectCache | None = None,
-) -> bool:
-    """Download one object to ``root/rel``: temp file, SHA-256 check, atomic rename; or, with
-    ``cache``, a hard link to the copy downloaded before (and the download added to it).
-    True when it came from the cache."""
+) -> None:
+    """Download one object to ``root/rel``: temp file, SHA-256 check, atomic rename; with
+    ``cache``, the file is then kept there too (see :meth:`ObjectCache.place_many` for the
+    other way round)."""
     dest = local_target(root, rel)
     if size:  # an empty file needs no object (the official tools record none)
         check_object_key(object_key)
@@ -333,9 +330,6 @@ def fetch(
         raise UsageError(
             f"cannot download {rel!r}: a directory of that name exists locally; move it aside."
         )
-    cached = cache is not None and size > 0 and bool(checksum)
-    if cached and cache is not None and cache.place(checksum, size, dest):
-        return True
     tmp = dest.with_name(f".{dest.name}.pollinator-{uuid.uuid4().hex[:12]}")
     try:
         if size == 0:
@@ -357,9 +351,8 @@ def fetch(
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    if cached and cache is not None:
+    if cache is not None and size and checksum:
         cache.keep(checksum, dest)
-    return False
 
 
 def _summarise(title: str, errors: list[tuple[Action, BaseException]], total: int) -> BaseException:

@@ -1,4 +1,6 @@
-"""Pytest fixtures for tests that need a Colonies server: the embedded simulator.
+"""Pytest fixtures for tests that need a Colonies server: the embedded simulator, set up by the
+test kit (``pollinator_core.testing.simulator``, whose ``pollinator_sim`` fixture plugin
+authors use), plus raw signed RPCs for protocol-level tests.
 
 Use them from a test module (or a conftest) by importing them::
 
@@ -23,6 +25,7 @@ builds envelopes exactly as the official clients do and can also send malformed 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,13 +33,10 @@ from typing import Any
 
 import pytest
 import urllib3
-from pollinator_simulator.bootstrap import DevKeys
 from pollinator_simulator.embedded import EmbeddedSimulator
 
-from pollinator_core.colonies.crypto import generate_private_key, sign
-
-EXECUTOR_TYPE = "container-executor"
-EXECUTOR_NAME = "sim-executor"
+from pollinator_core.colonies.crypto import sign
+from pollinator_core.testing import simulator as kit
 
 
 class RpcError(Exception):
@@ -82,48 +82,15 @@ class RawRpc:
         return reply.payload
 
 
-@dataclass
-class SimColony:
-    sim: EmbeddedSimulator
-    keys: DevKeys
-    executor_prvkey: str
-    executor_name: str
-    executor_type: str
-    raw: RawRpc
+class SimColony(kit.SimColony):
+    """The test kit's colony (pollinator_core.testing.simulator), plus raw signed RPCs."""
 
-    @property
-    def url(self) -> str:
-        return self.sim.url
-
-    @property
-    def host(self) -> str:
-        return self.sim.host
-
-    @property
-    def port(self) -> int:
-        return self.sim.port
-
-    @property
-    def colony(self) -> str:
-        return self.keys.colony_name
-
-    def env(self) -> dict[str, str]:
-        env = self.keys.environment(self.host, self.port)
-        env["COLONIES_EXECUTOR_PRVKEY"] = self.executor_prvkey
-        env["COLONIES_EXECUTOR_NAME"] = self.executor_name
-        env["COLONIES_EXECUTOR_TYPE"] = self.executor_type
-        return env
+    @functools.cached_property
+    def raw(self) -> RawRpc:
+        return RawRpc(self.url)
 
     def rpc(self, prvkey: str | None, msgtype: str, **fields: Any) -> Any:
         return self.raw.call(prvkey, msgtype, **fields)
-
-    def add_executor(
-        self, name: str, executortype: str = EXECUTOR_TYPE, *, approved: bool = True
-    ) -> str:
-        """Another executor in the colony; returns its private key."""
-        prvkey = generate_private_key()
-        self.sim.register_executor(self.colony, prvkey, name, executortype, approved=approved)
-        return prvkey
 
 
 @pytest.fixture
@@ -134,9 +101,4 @@ def simulator() -> Iterator[EmbeddedSimulator]:
 
 @pytest.fixture
 def sim_colony(simulator: EmbeddedSimulator) -> SimColony:
-    keys = simulator.bootstrap("test")
-    executor_prvkey = generate_private_key()
-    simulator.register_executor(keys.colony_name, executor_prvkey, EXECUTOR_NAME, EXECUTOR_TYPE)
-    return SimColony(
-        simulator, keys, executor_prvkey, EXECUTOR_NAME, EXECUTOR_TYPE, RawRpc(simulator.url)
-    )
+    return SimColony.bootstrap(simulator)

@@ -33,19 +33,7 @@ from pollinator_core.executor.loop import Executor, ExecutorSettings, Stager
 from pollinator_core.executor.staging import CfsStager
 from pollinator_core.plugins.manager import open_storage
 from pollinator_core.sync import Mode, sync_tree
-
-
-class NoFiles:
-    """A stager for specs without an fs section: nothing to move."""
-
-    def pre_sync(self, process: Process, root: Path, say: Callable[[str], None]) -> None:
-        pass
-
-    def post_sync(self, process: Process, root: Path, say: Callable[[str], None]) -> None:
-        pass
-
-    def finish(self, process: Process) -> None:
-        pass
+from pollinator_core.testing import NoFiles
 
 
 def spec(cmd: str, *args: Any, **fields: Any) -> FunctionSpec:

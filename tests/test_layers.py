@@ -34,6 +34,7 @@ PLUGIN_PACKAGES = [
     ROOT / "plugins" / "local_docker" / "pollinator_local_docker",
     ROOT / "plugins" / "slurm" / "pollinator_slurm",
     ROOT / "plugins" / "k8s" / "pollinator_k8s",
+    ROOT / "examples" / "spool-plugin" / "pollinator_spool",
 ]
 
 

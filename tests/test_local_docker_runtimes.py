@@ -1,11 +1,11 @@
-"""The execution contract, held by both local runtimes: a real Docker engine and host processes.
+"""Both local runtimes, a real Docker engine and host processes, against the test kit's
+runtime conformance suite, then what only one of them does.
 
 Each test drives a Runtime directly with a Job, as the executor loop does.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,128 +18,47 @@ from pollinator_local_docker.process_runtime import ProcessRuntime
 
 from pollinator_core.errors import InfraError, JobFailed
 from pollinator_core.execution.job import Job, Mount
-from pollinator_core.execution.lines import LineAssembler
-from pollinator_core.execution.runtime import JobStatus, Runtime
-from pollinator_core.execution.supervised import SupervisedRuntime
+from pollinator_core.execution.runtime import Runtime
 from pollinator_core.execution.termination import Reason, Termination
+from pollinator_core.testing import RuntimeConformance, run_job
 
 PY = "python3 -c"
 
 
-@pytest.fixture(params=[pytest.param("docker", marks=pytest.mark.docker), "process"])
-def runtime(request: pytest.FixtureRequest) -> Iterator[tuple[SupervisedRuntime, str]]:
-    backend: SupervisedRuntime
-    if request.param == "docker":
-        engine: DockerEngine = request.getfixturevalue("docker_engine")
-        backend, image = DockerRuntime.connect(kill_grace=1.0), engine.image
-    else:
-        backend, image = ProcessRuntime(kill_grace=1.0), ""
-    yield backend, image
-    backend.close()
+def _group_members(pgid: int) -> list[str]:
+    """Processes of process group ``pgid`` that still run (zombies left to a parent that does
+    not reap are not running)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its ')'.
+        state, _ppid, pgrp = text[text.rindex(")") + 2 :].split()[:3]
+        if int(pgrp) == pgid and state != "Z":
+            members.append(f"pid {stat.parent.name} ({state}) of process group {pgid}")
+    return members
 
 
-def run(backend: Runtime, job: Job) -> tuple[JobStatus, list[tuple[float, str]], float]:
-    """Run to the end: final status, (seconds since submit, line) pairs, total seconds."""
-    start = time.monotonic()
-    handle = backend.submit(job)
-    assembler = LineAssembler()
-    lines: list[tuple[float, str]] = []
-    try:
-        for chunk in backend.logs(handle):
-            if isinstance(chunk, str):  # a notice line of the runtime's own
-                lines.append((time.monotonic() - start, chunk))
-                continue
-            lines += [(time.monotonic() - start, line) for line in assembler.feed(chunk)]
-        lines += [(time.monotonic() - start, line) for line in assembler.flush()]
-        while not (status := backend.status(handle)).finished:
-            time.sleep(0.02)
-    finally:
-        backend.cleanup(handle)
-    return status, lines, time.monotonic() - start
+class TestProcessRuntime(RuntimeConformance):
+    def make_runtime(self, request: pytest.FixtureRequest) -> Runtime:
+        return ProcessRuntime(kill_grace=1.0)
+
+    def leftovers(self, runtime: Runtime, handle: str, job: Job) -> list[str]:
+        return _group_members(int(handle))
 
 
-def texts(lines: list[tuple[float, str]]) -> list[str]:
-    return [line for _, line in lines]
+@pytest.mark.docker
+class TestDockerRuntime(RuntimeConformance):
+    def make_runtime(self, request: pytest.FixtureRequest) -> Runtime:
+        self.engine: DockerEngine = request.getfixturevalue("docker_engine")
+        self.image = self.engine.image
+        return DockerRuntime.connect(kill_grace=1.0)
 
-
-def test_output_env_mount_workdir_and_exit_code(
-    runtime: tuple[SupervisedRuntime, str], tmp_path: Path
-) -> None:
-    backend, image = runtime
-    (tmp_path / "proj" / "src").mkdir(parents=True)
-    script = (
-        "import os,sys,time;"
-        "print(os.environ['PROJECT_DIR'], os.environ['COLONIES_PROCESS_ID'], os.getcwd());"
-        "open(os.environ['PROJECT_DIR']+'/result.txt','w').write('hi');"
-        "print('to stderr', file=sys.stderr); time.sleep(0.5); print('late'); sys.exit(3)"
-    )
-    job = Job(
-        process_id="p1",
-        image=image,
-        command=f'{PY} "{script}"',
-        env={"PROJECT_DIR": "/cfs/proj", "COLONIES_PROCESS_ID": "p1"},
-        mounts=(Mount(str(tmp_path), "/cfs"),),
-        workdir="/cfs/proj/src",
-    )
-    status, lines, _ = run(backend, job)
-    assert status.termination is not None and status.termination.summary() == "exit code 3"
-    first = texts(lines)[0].split()
-    # The process runtime cannot mount: it sees the host directory behind /cfs instead.
-    root = "/cfs" if isinstance(backend, DockerRuntime) else str(tmp_path)
-    assert first == [f"{root}/proj", "p1", f"{root}/proj/src"]
-    assert texts(lines)[1:] == ["to stderr\n", "late\n"]
-    # Streaming, not collected at the end: the first line came well before the last.
-    assert lines[-1][0] - lines[0][0] > 0.3
-    assert (tmp_path / "proj" / "result.txt").read_text() == "hi"
-
-
-def test_success(runtime: tuple[SupervisedRuntime, str]) -> None:
-    backend, image = runtime
-    status, lines, _ = run(backend, Job("p2", image, "echo ok"))
-    assert status.termination is not None and status.termination.succeeded
-    assert texts(lines) == ["ok\n"]
-
-
-def test_walltime_kills_the_job(runtime: tuple[SupervisedRuntime, str]) -> None:
-    backend, image = runtime
-    status, lines, seconds = run(backend, Job("p3", image, "echo start; sleep 60", walltime=1))
-    assert status.termination is not None
-    assert (
-        status.termination.summary() == "walltime exceeded (1 s); exit code 143, killed by SIGTERM"
-    )
-    assert texts(lines) == ["start\n"]
-    assert seconds < 5
-
-
-def test_cancel_stops_the_job_and_its_children(
-    runtime: tuple[SupervisedRuntime, str], tmp_path: Path
-) -> None:
-    backend, image = runtime
-    # The trap ignores SIGTERM: cancel must still end it (SIGKILL after the grace).
-    handle = backend.submit(Job("p4", image, "trap '' TERM; sleep 60 & sleep 60; wait"))
-    try:
-        time.sleep(0.5)
-        started = time.monotonic()
-        backend.cancel(handle, Termination(Reason.CANCELLED, detail="by the user"))
-        backend.cancel(handle, Termination(Reason.LOST, detail="again"))  # idempotent
-        for _ in backend.logs(handle):
-            pass
-        while not (status := backend.status(handle)).finished:
-            time.sleep(0.02)
-        assert time.monotonic() - started < 5
-    finally:
-        backend.cleanup(handle)
-    assert status.termination is not None
-    assert status.termination.reason is Reason.CANCELLED
-    assert status.termination.detail == "by the user"
-
-
-def test_a_line_is_streamed_before_the_job_ends(runtime: tuple[SupervisedRuntime, str]) -> None:
-    backend, image = runtime
-    script = "import time; print('now'); time.sleep(1.5); print('later')"
-    status, lines, _ = run(backend, Job("p5", image, f'{PY} "{script}"'))
-    assert status.termination is not None and status.termination.succeeded
-    assert lines[1][0] - lines[0][0] > 1.0  # 'now' arrived while the job slept
+    def leftovers(self, runtime: Runtime, handle: str, job: Job) -> list[str]:
+        found = self.engine.client.containers.list(all=True, filters={"id": handle})
+        return [f"container {container.name}" for container in found]
 
 
 # --- Docker only -------------------------------------------------------------------------
@@ -158,18 +77,18 @@ def test_init_cmd_failure_fails_the_job(
     job = Job(
         "d1", docker_engine.image, "echo never", init_command="echo preparing; sh -c 'exit 7'"
     )
-    status, lines, _ = run(docker_backend, job)
-    assert status.termination == Termination.exited(7, evidence=status.termination.evidence)
-    assert texts(lines) == ["preparing\n", "pollinator: init-cmd failed with exit code 7\n"]
+    run = run_job(docker_backend, job)
+    assert run.termination == Termination.exited(7, evidence=run.termination.evidence)
+    assert run.lines == ["preparing\n", "pollinator: init-cmd failed with exit code 7\n"]
 
 
 def test_init_cmd_exports_reach_the_command(
     docker_backend: DockerRuntime, docker_engine: DockerEngine
 ) -> None:
     job = Job("d2", docker_engine.image, 'echo "$GREETING"', init_command="export GREETING=hej")
-    status, lines, _ = run(docker_backend, job)
-    assert status.termination is not None and status.termination.succeeded
-    assert texts(lines) == ["hej\n"]
+    run = run_job(docker_backend, job)
+    assert run.termination.succeeded
+    assert run.lines == ["hej\n"]
 
 
 def test_limits_are_applied_and_the_container_removed(
@@ -197,10 +116,10 @@ def test_out_of_memory_is_reported_as_such(
 ) -> None:
     script = "x = bytearray(512 * 2**20); print(len(x))"
     job = Job("d4", docker_engine.image, f'{PY} "{script}"', mem_bytes=64 * 2**20)
-    status, _, _ = run(docker_backend, job)
-    assert status.termination is not None and status.termination.reason is Reason.OOM
-    assert status.termination.summary().startswith("out of memory (memory limit 64Mi); exit code")
-    assert "OOMKilled=True" in status.termination.evidence[-1]
+    termination = run_job(docker_backend, job).termination
+    assert termination.reason is Reason.OOM
+    assert termination.summary().startswith("out of memory (memory limit 64Mi); exit code")
+    assert "OOMKilled=True" in termination.evidence[-1]
 
 
 def test_a_gpu_request_reaches_the_engine(
@@ -231,12 +150,12 @@ def test_rebuild_image_builds_from_the_projects_dockerfile(
     tag = "localhost/pollinator-test-rebuild:latest"
     job = Job("d7", tag, "cat /built.txt", rebuild_image=True, build_context=str(tmp_path))
     try:
-        status, lines, _ = run(docker_backend, job)
+        run = run_job(docker_backend, job)
     finally:
         docker_engine.client.images.remove(tag, force=True)
-    assert status.termination is not None and status.termination.succeeded
-    assert texts(lines)[-1] == "built\n"
-    assert any("Step 2/2" in line for line in texts(lines))  # the build log came first
+    assert run.termination.succeeded
+    assert run.lines == ["built\n"]
+    assert any("Step 2/2" in line for line in run.notices)  # the build log came first
 
 
 def test_rebuild_image_without_a_dockerfile_says_so(
@@ -261,12 +180,10 @@ def test_process_runtime_skips_init_cmd_and_hides_executor_secrets(
         'echo "${COLONIES_PRVKEY:-none} ${AWS_S3_SECRETKEY:-none} $HOME"',
         init_command="pip3 install numpy",
     )
-    status, lines, _ = run(ProcessRuntime(), job)
-    assert status.termination is not None and status.termination.succeeded
-    assert texts(lines) == [
-        "pollinator: process runtime, init-cmd skipped: pip3 install numpy\n",
-        f"none none {Path.home()}\n",
-    ]
+    run = run_job(ProcessRuntime(), job)
+    assert run.termination.succeeded
+    assert run.notices == ("pollinator: process runtime, init-cmd skipped: pip3 install numpy\n",)
+    assert run.lines == [f"none none {Path.home()}\n"]
 
 
 def test_process_runtime_rewrites_whole_mount_paths_only(tmp_path: Path) -> None:
@@ -277,17 +194,15 @@ def test_process_runtime_rewrites_whole_mount_paths_only(tmp_path: Path) -> None
         env={"A": "/cfs/x", "B": "/cfsx/y", "C": "--out=/cfs"},
         mounts=(Mount(str(tmp_path), "/cfs"),),
     )
-    status, lines, _ = run(ProcessRuntime(), job)
-    assert status.termination is not None and status.termination.succeeded
-    assert texts(lines) == [f"{tmp_path}/x /cfsx/y --out={tmp_path}\n"]
+    run = run_job(ProcessRuntime(), job)
+    assert run.termination.succeeded
+    assert run.lines == [f"{tmp_path}/x /cfsx/y --out={tmp_path}\n"]
 
 
-def test_process_runtime_ends_leftover_background_processes() -> None:
-    # A background child holds the output pipe; the job still ends when its main process does.
-    status, lines, seconds = run(ProcessRuntime(), Job("h3", "", "sleep 30 & echo main done"))
-    assert status.termination is not None and status.termination.succeeded
-    assert texts(lines) == ["main done\n"]
-    assert seconds < 3
+def test_process_runtime_says_how_a_walltime_ended_the_job() -> None:
+    run = run_job(ProcessRuntime(kill_grace=1.0), Job("h3", "", "sleep 60", walltime=1))
+    assert run.termination.summary() == "walltime exceeded (1 s); exit code 143, killed by SIGTERM"
+    assert run.seconds < 5
 
 
 def test_auto_falls_back_to_host_processes_and_says_so_in_one_line(
@@ -321,13 +236,13 @@ def test_auto_runs_a_job_whose_image_cannot_be_had_as_a_host_process(
             env={"PROJECT_DIR": "/cfs/p"},
             mounts=(Mount(str(tmp_path), "/cfs"),),
         )
-        status, lines, _ = run(backend, job)
-        assert "runtime auto runs this job as a host process" in texts(lines)[0]
-        assert texts(lines)[1:] == [f"in {tmp_path}/p\n"]
-        assert status.termination is not None and status.termination.exit_code == 4
+        run = run_job(backend, job)
+        assert "runtime auto runs this job as a host process" in run.notices[0]
+        assert run.lines == [f"in {tmp_path}/p\n"]
+        assert run.termination.exit_code == 4
 
-        status, lines, _ = run(backend, attrs.evolve(job, image=docker_engine.image))
-        assert texts(lines) == ["in /cfs/p\n"]  # in the container, the mount is where it says
-        assert status.termination is not None and status.termination.exit_code == 4
+        run = run_job(backend, attrs.evolve(job, image=docker_engine.image))
+        assert run.lines == ["in /cfs/p\n"]  # in the container, the mount is where it says
+        assert run.termination.exit_code == 4
     finally:
         backend.close()

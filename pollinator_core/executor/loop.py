@@ -39,7 +39,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import attrs
 
@@ -70,6 +70,7 @@ MAX_MESSAGE = 64 * 1024
 DENIED_LIMIT = 3
 #: PostgreSQL refuses NUL in text, and the whole addlog with it: shown as this instead
 NUL_STAND_IN = "\u2400"
+T = TypeVar("T")
 LOST_ORPHAN = (
     "the executor running this process stopped while it ran (killed, crashed or restarted), "
     "and its job could not be found again"
@@ -88,6 +89,10 @@ class Stager(Protocol):
 
     def finish(self, process: Process) -> None:
         """After the process is closed: remove the spec's snapshots marked keepsnapshot false."""
+
+
+class _Unreachable(Exception):
+    """The runtime stayed unreachable past the outage limit, or the process was stopped."""
 
 
 @attrs.frozen
@@ -373,7 +378,12 @@ class Executor:
             job = job_from_process(process, root)
         except PollinatorError as exc:
             return Termination(Reason.INFRASTRUCTURE, detail=str(exc)), True
-        handle = self._runtime.find(job) if self._runtime.detached else None
+        handle = None
+        if self._runtime.detached:
+            try:
+                handle = self._riding_out(active, say, lambda: self._runtime.find(job))
+            except _Unreachable:
+                return self._unreachable(active), True
         if handle is None and entry.submitted:
             return Termination(Reason.LOST, detail=LOST_ORPHAN), True
         if handle is None:
@@ -390,18 +400,13 @@ class Executor:
             if self.settings.prepare is not None:
                 job = self.settings.prepare(job)
             try:
-                handle = self._submit(active, job, say)
+                handle = self._riding_out(active, say, lambda: self._runtime.submit(job))
+            except _Unreachable:
+                return self._upload(active, root, self._unreachable(active), say)
             except PollinatorError as exc:  # the runtime refuses this job (a missing image ...)
                 return self._upload(
                     active, root, Termination(Reason.INFRASTRUCTURE, detail=str(exc)), say
                 )
-            if handle is None:
-                why = active.stopped or Termination(
-                    Reason.INFRASTRUCTURE,
-                    detail=f"{self._runtime.describe()} stayed unreachable for "
-                    f"{self.settings.outage_limit:.0f} s",
-                )
-                return self._upload(active, root, why, say)
             entry.submitted = True
             self._journal.put(entry)
         else:
@@ -414,7 +419,7 @@ class Executor:
             self._runtime.cancel(handle, stopped)
         log.info("process %s: running as %s", pid, handle)
         try:
-            self._forward(active, entry, self._runtime.logs(handle, entry.offset), tail)
+            self._follow(active, entry, handle, tail)
             if active.leave:
                 return Termination(Reason.INFRASTRUCTURE), False
             termination = self._final(handle)
@@ -423,26 +428,38 @@ class Executor:
                 self._runtime.cleanup(handle)
         return self._upload(active, root, termination, say)
 
-    def _submit(self, active: _Active, job: Job, say: Callable[[str], None]) -> str | None:
-        """Submit, riding out an outage of the runtime; None when it lasted too long."""
+    def _riding_out(self, active: _Active, say: Callable[[str], None], call: Callable[[], T]) -> T:
+        """``call()`` (a submit, a find), riding out an outage of the runtime: InfraError is
+        retried with backoff while assignment is paused; _Unreachable when the outage outlasts
+        ``outage_limit`` or the process is stopped meanwhile."""
         first = time.monotonic()
         delay = 2.0
         while True:
             try:
-                return self._runtime.submit(job)
+                return call()
             except InfraError as exc:
                 waited = time.monotonic() - first
                 if waited >= self.settings.outage_limit or active.stopped is not None:
-                    return None
+                    raise _Unreachable from exc
                 delay = min(delay * 1.5, 60.0, max(self.settings.outage_limit - waited, 0.5))
-                # No new work while the runtime is down: queued processes stay queued.
-                self._paused_until = time.monotonic() + delay
+                wait = delay * random.uniform(0.8, 1.2)
+                # No new work while the runtime is down: queued processes stay queued until
+                # this retry has shown whether it is back.
+                with self._lock:
+                    self._paused_until = max(self._paused_until, time.monotonic() + wait + 1.0)
                 log.warning("%s is unreachable (%s); assignment paused", self._runtime.type, exc)
                 say(
                     f"pollinator: {self._runtime.describe()} is unreachable ({exc}); "
-                    f"trying again in {delay:.0f} s\n"
+                    f"trying again in {wait:.0f} s\n"
                 )
-                self._closed.wait(delay * random.uniform(0.8, 1.2))
+                self._closed.wait(wait)
+
+    def _unreachable(self, active: _Active) -> Termination:
+        return active.stopped or Termination(
+            Reason.INFRASTRUCTURE,
+            detail=f"{self._runtime.describe()} stayed unreachable for "
+            f"{self.settings.outage_limit:.0f} s",
+        )
 
     def _upload(
         self, active: _Active, root: Path, termination: Termination, say: Callable[[str], None]
@@ -477,6 +494,42 @@ class Executor:
             delay = min(delay * 2, 1.0)
 
     # --- output --------------------------------------------------------------------------
+
+    def _follow(
+        self, active: _Active, entry: Entry, handle: str, tail: collections.deque[str]
+    ) -> None:
+        """Forward the job's output to its end. A stream that breaks (InfraError: a dropped
+        connection, an unreadable file) is opened again at the last whole line forwarded, so
+        no line is lost or sent twice; after ``outage_limit`` seconds without progress the rest
+        of the output is given up (the job's end is still read from its status)."""
+        broken_since: float | None = None
+        progress = entry.offset
+        delay = 0.5
+        while True:
+            try:
+                self._forward(active, entry, self._runtime.logs(handle, entry.offset), tail)
+                return
+            except InfraError as exc:
+                now = time.monotonic()
+                if broken_since is None or entry.offset != progress:
+                    broken_since, progress, delay = now, entry.offset, 0.5
+                pid = active.process.processid
+                if active.leave:
+                    return
+                if now - broken_since >= self.settings.outage_limit:
+                    log.warning("process %s: giving up on the output of job %s", pid, handle)
+                    line = f"pollinator: the rest of the job's output could not be read ({exc})\n"
+                    self._send(active, [line], tail)
+                    return
+                log.warning(
+                    "process %s: the output stream of job %s broke (%s); reading on from byte %d",
+                    pid,
+                    handle,
+                    exc,
+                    entry.offset,
+                )
+                self._closed.wait(delay)
+                delay = min(delay * 2, 30.0)
 
     def _forward(
         self,

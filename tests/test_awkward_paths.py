@@ -11,7 +11,7 @@ import pytest
 from test_run_local import RUNTIMES, LocalProject, submitted_id
 
 from pollinator_core.execution.job import Job, Mount
-from pollinator_core.execution.script import PathRewriter, shell_safe
+from pollinator_core.execution.script import PathRewriter, link_dir, shell_safe
 
 AWKWARD = [
     "my proj ü",
@@ -44,12 +44,29 @@ def test_a_host_path_that_is_not_shell_safe_is_never_spliced_into_shell_text() -
     assert shell_safe("/tmp/pollinator-0/cfs-0123abcd")
     for name in AWKWARD:
         assert not shell_safe(f"/tmp/{name}")
-        with pytest.raises(ValueError, match="cannot be spliced"):
-            PathRewriter((Mount(f"/tmp/{name}", "/cfs"),))
+        rewrite = PathRewriter((Mount(f"/tmp/{name}", "/cfs"),))
+        [(link, target)] = rewrite.links.items()
+        assert target == f"/tmp/{name}" and link.parent == link_dir()
+        assert rewrite("cd '/cfs/p' && python3 /cfs/p/main.py") == (
+            f"cd '{link}/p' && python3 {link}/p/main.py"
+        )
+    assert not PathRewriter((Mount("/tmp/plain_dir-1", "/cfs"),)).links
+
+
+def test_links_are_made_in_a_private_directory_and_removed(tmp_path: Path) -> None:
+    target = tmp_path / "semi;echo INJECTED"
+    target.mkdir()
+    rewrite = PathRewriter((Mount(str(target), "/cfs"),))
+    rewrite.make_links()
+    [link] = rewrite.links
+    assert link.resolve() == target.resolve()
+    assert link_dir().stat().st_mode & 0o777 == 0o700
+    rewrite.remove_links()
+    assert not link.exists()
 
 
 def test_the_dry_run_shows_the_link_a_process_job_reaches_its_directory_through() -> None:
-    from pollinator_local_docker.process_runtime import link_dir, render
+    from pollinator_local_docker.process_runtime import render
 
     job = Job(
         "p1",

@@ -11,88 +11,35 @@ skipped with a line saying so.
 The command is shell text, so a host directory whose path a shell would split or interpret
 (``/tmp/my proj``, ``semi;echo x``, ``$HOME``, quotes, non-ASCII letters) is never spliced into
 it: the job reaches such a directory through a symbolic link at a plain path in a private
-directory of the user's (``/tmp/pollinator-<uid>/cfs-<hash>``), removed when the job is done.
+directory of the user's (``/tmp/pollinator-<uid>/cfs-<hash>``; see ``PathRewriter``), removed
+when the job is done.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import selectors
 import signal
-import stat
 import subprocess
-import tempfile
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import attrs
 
 from pollinator_core.api import (
     DEFAULT_KILL_GRACE,
-    InfraError,
     Job,
     JobState,
     JobStatus,
-    Mount,
     PathRewriter,
     SupervisedRuntime,
     job_env,
     scrubbed,
-    shell_safe,
     shell_script,
 )
 
 _READ_SIZE = 65536
 _DRAIN_WAIT = 0.05
-
-
-def link_dir() -> Path:
-    """Where links to job directories with unsafe paths go: a directory of this user's only,
-    at a path that is itself shell-safe."""
-    base = tempfile.gettempdir()
-    return Path(base if shell_safe(base) else "/tmp") / f"pollinator-{os.getuid()}"
-
-
-def _private_link_dir() -> Path:
-    path = link_dir()
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise InfraError(
-            f"{path} is not a private directory of this user (the process runtime keeps links "
-            "to job directories there); remove it, and Pollinator makes it again."
-        )
-    return path
-
-
-def _linked(job: Job) -> tuple[Job, dict[Path, str]]:
-    """``job`` with each mount whose host path is not shell-safe reached through a link
-    instead; the links (link -> host directory) still to be made."""
-    links: dict[Path, str] = {}
-    mounts: list[Mount] = []
-    for mount in job.mounts:
-        if shell_safe(mount.source):
-            mounts.append(mount)
-            continue
-        digest = hashlib.sha256(mount.source.encode()).hexdigest()[:16]
-        link = link_dir() / f"cfs-{digest}"
-        links[link] = mount.source
-        mounts.append(attrs.evolve(mount, source=str(link)))
-    return attrs.evolve(job, mounts=tuple(mounts)), links
-
-
-def _make_links(links: dict[Path, str]) -> None:
-    if not links:
-        return
-    _private_link_dir()
-    for link, target in links.items():
-        tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}")
-        tmp.symlink_to(target, target_is_directory=True)
-        os.replace(tmp, link)  # a link a crashed executor left is replaced, never followed
 
 
 class ProcessRuntime(SupervisedRuntime):
@@ -105,7 +52,7 @@ class ProcessRuntime(SupervisedRuntime):
         #: why jobs run as host processes, when it was not asked for (no engine)
         self.why = why
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._links: dict[str, list[Path]] = {}
+        self._rewriters: dict[str, PathRewriter] = {}
 
     def describe(self) -> str:
         return f"host processes ({self.why})" if self.why else "host processes"
@@ -127,9 +74,8 @@ class ProcessRuntime(SupervisedRuntime):
 
     def submit(self, job: Job) -> str:
         job, notices = self._prepared(job)
-        job, links = _linked(job)
-        _make_links(links)
         rewrite = PathRewriter(job.mounts)
+        rewrite.make_links()
         env = scrubbed(os.environ if job.host_env is None else job.host_env)
         env.update({k: rewrite(v) for k, v in job_env(job).items()})
         cwd = self._cwd(job, rewrite)
@@ -144,13 +90,12 @@ class ProcessRuntime(SupervisedRuntime):
                 start_new_session=True,
             )
         except BaseException:
-            for link in links:
-                link.unlink(missing_ok=True)
+            rewrite.remove_links()
             raise
         handle = str(proc.pid)
         with self._lock:
             self._procs[handle] = proc
-            self._links[handle] = list(links)
+            self._rewriters[handle] = rewrite
         self._started(handle, job.walltime, notices)
         return handle
 
@@ -198,9 +143,9 @@ class ProcessRuntime(SupervisedRuntime):
         self._forget(handle)
         with self._lock:
             proc = self._procs.pop(handle, None)
-            links = self._links.pop(handle, [])
-        for link in links:
-            link.unlink(missing_ok=True)
+            rewrite = self._rewriters.pop(handle, None)
+        if rewrite is not None:
+            rewrite.remove_links()
         if proc is None:
             return
         if proc.poll() is None:
@@ -215,10 +160,9 @@ def render(job: Job) -> dict[str, str]:
     import shlex
 
     job, notices = ProcessRuntime._prepared(job)
-    job, links = _linked(job)
     rewrite = PathRewriter(job.mounts)
     lines = [f"# {n.removeprefix('pollinator: ').rstrip()}" for n in notices]
-    lines += [f"ln -sfn {shlex.quote(target)} {link}" for link, target in links.items()]
+    lines += [f"ln -sfn {shlex.quote(target)} {link}" for link, target in rewrite.links.items()]
     cwd = ProcessRuntime._cwd(job, rewrite)
     if cwd:
         lines.append(f"cd {shlex.quote(cwd)}")

@@ -68,11 +68,11 @@ class StagingProgress:
             if time.monotonic() < self._next:
                 return
             self._next = time.monotonic() + self._every
-            line = (
+            # Said with the lock held (one line every few seconds): the lines stay in order.
+            self._say(
                 f"pollinator: staging {self._what}: {self._title} {self._done_files:,} of "
                 f"{self._files:,} files, {_size(self._done_bytes)} of {_size(self._bytes)}\n"
             )
-        self._say(line)
 
     def stop(self) -> None:
         pass

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         PathRewriter,
         job_env,
         scrubbed,
+        shell_safe,
         shell_script,
     )
     from pollinator_core.execution.supervised import (
@@ -155,6 +156,7 @@ _HOMES: dict[str, str] = {
     "read_exit_record": "pollinator_core.execution.exitrecord",
     "scrubbed": "pollinator_core.execution.script",
     "setting": "pollinator_core.plugins.settings",
+    "shell_safe": "pollinator_core.execution.script",
     "shell_script": "pollinator_core.execution.script",
     "signal_name": "pollinator_core.execution.termination",
 }
@@ -208,6 +210,7 @@ __all__ = [
     "read_exit_record",
     "scrubbed",
     "setting",
+    "shell_safe",
     "shell_script",
     "signal_name",
 ]

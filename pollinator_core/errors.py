@@ -2,7 +2,8 @@
 
 Exit codes (documented in the README):
 0 success; 1 the job failed; 2 bad usage or a bad project; 3 infrastructure unreachable or
-misconfigured (server, storage, engine); 130 interrupted.
+misconfigured (server, storage, engine); 130 interrupted (Ctrl-C); 143 and 129 for SIGTERM and
+SIGHUP, which the CLI treats as Ctrl-C.
 """
 
 from __future__ import annotations
@@ -40,3 +41,19 @@ class Interrupted(PollinatorError):
     """The user pressed Ctrl-C."""
 
     exit_code = 130
+
+
+class SignalInterrupt(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the CLI would see Ctrl-C, so that every command treats
+    them alike (``run -f`` detaches or cancels and says so); the exit status is 128 + the
+    signal, as the shell reports a process killed by it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def interrupt_exit_code(exc: BaseException | None) -> int:
+    """The exit status for an interruption: 128 + the signal for SIGTERM/SIGHUP, else 130."""
+    return exc.exit_code if isinstance(exc, SignalInterrupt) else Interrupted.exit_code

@@ -574,7 +574,9 @@ def test_runs_on_another_server_are_listed_and_named_not_a_crash(
         listed = cli("ps", "--json", cwd=project, env=elsewhere)
         assert listed.returncode == 0, listed.stderr
         rows = json.loads(listed.stdout)
-        assert [(r["id"], r["state"]) for r in rows] == [(run_id, "UNKNOWN (not on the server)")]
+        assert [(r["id"], r["state"], r["reason"]) for r in rows] == [
+            (run_id, "UNKNOWN", "not on the server")
+        ]
         for args in (["status"], ["logs"], ["cancel", run_id[:8]], ["results"]):
             done = cli(*args, cwd=project, env=elsewhere)
             assert_error(

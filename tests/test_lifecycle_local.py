@@ -50,7 +50,8 @@ def test_ps_status_logs_results_and_executors(project: LocalProject) -> None:
     fetched = project.cli("results", first[:8])
     assert fetched.returncode == 0, fetched.stderr
     assert result.read_text().startswith("Hello world!")
-    assert os.readlink(project.root / "cfs" / "result" / "latest") == first
+    # Fetching an older run's results again does not make it the latest (issue 13, item 9).
+    assert os.readlink(project.root / "cfs" / "result" / "latest") == second
 
     executors = json.loads(project.cli("executors", "--json").stdout)
     assert [(e["name"], e["type"], e["state"]) for e in executors] == [

@@ -15,13 +15,10 @@ from pathlib import Path
 import pytest
 from infra.components import DockerEngine
 from pycolonies import Colonies, func_spec
-from sim_fixtures import (  # noqa: F401  (pytest fixtures)
-    EXECUTOR_NAME,
-    SimColony,
-    sim_colony,
-    simulator,
-)
+from sim_fixtures import SimColony, sim_colony, simulator  # noqa: F401  (pytest fixtures)
 from test_run_local import POLLINATOR, SLOW_MAIN, LocalProject, Output, submitted_id
+
+from pollinator_core.testing.simulator import EXECUTOR_NAME
 
 StartExecutor = Callable[..., Output]
 

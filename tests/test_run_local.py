@@ -187,16 +187,21 @@ def test_three_concurrent_runs_keep_their_results_apart(project: LocalProject) -
         assert (project.root / "cfs" / "result" / pid / "result.txt").read_text() == pid
 
 
-def test_ctrl_c_detaches_and_logs_f_reattaches(project: LocalProject) -> None:
+@pytest.mark.parametrize(
+    ("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
+)
+def test_ctrl_c_detaches_and_logs_f_reattaches(
+    project: LocalProject, stop: signal.Signals, code: int
+) -> None:
     project.write_main(SLOW_MAIN)
     # Long enough that a loaded machine still interrupts the job while it runs.
     project.edit_yaml("# env:", "env:\n  SLEEP: '8'\n# was env:")
     first = project.start(*project.run_args())
     first.wait_for("started")
-    first.proc.send_signal(signal.SIGINT)
-    code, _, err = first.finish()
+    first.proc.send_signal(stop)
+    exit_code, _, err = first.finish()
     pid = submitted_id(err)
-    assert code == 130
+    assert exit_code == code
     assert f"re-attach: pollinator logs -f {pid[:12]}" in err
     assert f"cancel:    pollinator cancel {pid[:12]}" in err
     again = project.cli("logs", "-f", pid[:12])
@@ -207,13 +212,16 @@ def test_ctrl_c_detaches_and_logs_f_reattaches(project: LocalProject) -> None:
     assert (project.root / "cfs" / "result" / pid / "result.txt").read_text() == pid
 
 
-def test_ctrl_c_cancels_when_asked(project: LocalProject) -> None:
+@pytest.mark.parametrize(
+    ("stop", "code"), [(signal.SIGINT, 130), (signal.SIGHUP, 129)], ids=["ctrl-c", "sighup"]
+)
+def test_ctrl_c_cancels_when_asked(project: LocalProject, stop: signal.Signals, code: int) -> None:
     project.write_main(SLOW_MAIN)
     first = project.start(*project.run_args("--cancel-on-interrupt"))
     first.wait_for("started")
-    first.proc.send_signal(signal.SIGINT)
-    code, _, err = first.finish()
-    assert code == 130
+    first.proc.send_signal(stop)
+    exit_code, _, err = first.finish()
+    assert exit_code == code
     assert "interrupted: cancelled process" in err
     deadline = time.monotonic() + 10
     while '"CANCELLED"' not in project.cli("status", "--json").stdout:

@@ -28,11 +28,6 @@ def cli_context(ctx: click.Context) -> CliContext:
 def load(ctx: click.Context) -> Project:
     """The project the command line points at (-C DIR, else found upward from the cwd), with
     its plugin sections (``local:``, ``slurm:``) checked against the plugins' settings."""
-    from pollinator_core.plugins.manager import hooks
-    from pollinator_core.project.loader import load_project
+    from pollinator_core.runs.submit import open_project
 
-    sections = hooks().settings()
-    project = load_project(directory=cli_context(ctx).directory, sections=sections)
-    for name, section in project.sections.items():
-        sections[name].load(section, env={})
-    return project
+    return open_project(cli_context(ctx).directory)

@@ -100,7 +100,7 @@ def start(
     location: str,
     heartbeat: float | None,
 ) -> None:
-    """Serve a colony until SIGTERM or Ctrl-C, from the COLONIES_* variables.
+    """Serve a colony until SIGTERM, SIGHUP or Ctrl-C, from the COLONIES_* variables.
 
     \b
     With COLONIES_COLONY_PRVKEY the executor registers and approves itself under a key kept in
@@ -118,6 +118,7 @@ def start(
     from pollinator_core.executor.setup import executor_client, register_executor
     from pollinator_core.executor.staging import CfsStager
     from pollinator_core.plugins.manager import hooks, open_storage
+    from pollinator_core.sync.objects import OBJECTS, ObjectCache
 
     # A daemon's log is read long after the fact: every line says when.
     for handler in logging.getLogger().handlers:
@@ -159,13 +160,13 @@ def start(
         max_jobs=max_jobs,
         heartbeat=beat,
     )
-    stager = CfsStager(client, config.colony_name, storage)
+    stager = CfsStager(client, config.colony_name, storage, ObjectCache(fs_root / OBJECTS))
     daemon = Executor(client, backend, stager, executor_settings)
     adopted = daemon.adopt()
     if adopted:
         click.echo(f"pollinator: took back {adopted} running process(es)", err=True)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     serving = threading.Thread(target=daemon.serve, name="executor", daemon=True)
     serving.start()

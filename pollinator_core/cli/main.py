@@ -8,12 +8,16 @@ exit with their code; a traceback appears only with ``-vv`` or for a genuine bug
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+import re
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,12 @@ from click.shell_completion import CompletionItem
 
 from pollinator_core import __version__
 from pollinator_core.cli.context import CliContext
-from pollinator_core.errors import Interrupted, PollinatorError
+from pollinator_core.errors import (
+    InfraError,
+    PollinatorError,
+    SignalInterrupt,
+    interrupt_exit_code,
+)
 
 #: name -> ("module:attribute" of the click command, the one line `pollinator --help` shows).
 #: Adding a command is one line here; its module is imported only when that command runs.
@@ -35,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ps": ("pollinator_core.cli.ps:ps", "List this project's runs."),
     "cancel": ("pollinator_core.cli.cancel:cancel", "Cancel a run."),
     "results": ("pollinator_core.cli.results:results", "Fetch a run's results."),
+    "clean": (
+        "pollinator_core.cli.clean:clean",
+        "Remove old runs and unused objects; --dry-run lists them.",
+    ),
     "executors": ("pollinator_core.cli.executors:executors", "List the colony's executors."),
     "executor": ("pollinator_core.cli.executor:executor", "Run an executor daemon."),
     "sync": (
@@ -134,28 +147,93 @@ def cli(ctx: click.Context, verbose: int, directory: Path | None) -> None:
     ctx.obj = CliContext(directory=directory, verbose=verbose)
 
 
+#: signals a command treats as Ctrl-C: a closed terminal (SIGHUP), a polite kill (SIGTERM)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise SignalInterrupt(signum)
+
+
+@contextlib.contextmanager
+def _stop_signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`SignalInterrupt` (a KeyboardInterrupt) while the
+    command runs, instead of killing it mid-way without a word."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (tests call main() from threads)
+        return
+    previous = {
+        sig: signal.signal(sig, _raise_interrupt)
+        for sig in STOP_SIGNALS
+        if signal.getsignal(sig) is not signal.SIG_IGN  # nohup's choice stands
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(exc: BaseException | None) -> int:
+    what = f"by {signal.Signals(exc.signum).name}" if isinstance(exc, SignalInterrupt) else ""
+    with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+        click.echo(f"Interrupted{' ' + what if what else ''}.", err=True)
+    return interrupt_exit_code(exc)
+
+
+# How the Colonies server says a colony does not exist (a 403, or a 400 from some calls).
+_NO_COLONY = re.compile(r"[Cc]olony with name <([^>]*)> (?:does not exists?|not found)")
+
+
+def _explained(e: PollinatorError) -> str:
+    """The error's message, or a plainer one where the server's words mislead: a colony that
+    does not exist reads as a refused key, under the name of an internal call."""
+    missing = _NO_COLONY.search(getattr(e, "server_message", "") or "")
+    if missing:
+        return (
+            f"The Colonies server has no colony named {missing.group(1)!r}. Check "
+            "COLONIES_COLONY_NAME: the colony must exist on the server, and the key in "
+            "COLONIES_PRVKEY must belong to one of its members."
+        )
+    return str(e)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (the console script passes it to sys.exit)."""
     try:
-        result = cli.main(args=argv, prog_name="pollinator", standalone_mode=False)
+        with _stop_signals_as_interrupts():
+            result = cli.main(args=argv, prog_name="pollinator", standalone_mode=False)
     except click.ClickException as e:
         e.show()
         return e.exit_code
     except click.Abort as e:  # click's form of Ctrl-C (and of EOF at a prompt)
-        interrupted = isinstance(e.__context__, KeyboardInterrupt)
-        click.echo("Interrupted." if interrupted else "Aborted.", err=True)
-        return Interrupted.exit_code if interrupted else 1
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        return Interrupted.exit_code
+        if isinstance(e.__context__, KeyboardInterrupt):
+            return _interrupted(e.__context__)
+        click.echo("Aborted.", err=True)
+        return 1
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
     except PollinatorError as e:
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             traceback.print_exc()
-        click.echo(f"Error: {e}", err=True)
+        click.echo(f"Error: {_explained(e)}", err=True)
         return e.exit_code
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python's exit-time flush quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as e:
+        # This machine's own disk refused (read-only, not ours, full): infrastructure, not a
+        # bug, and the user can act on it. Commands say more where they know more.
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            traceback.print_exc()
+        advice = (
+            f": {e.filename}. Check that it can be read and written (permissions, a read-only "
+            "mount, free space) and run the command again."
+            if e.filename
+            else "."
+        )
+        click.echo(f"Error: {e.strerror or e}{advice}", err=True)
+        return InfraError.exit_code
     # ctx.exit(n) comes back as n; commands otherwise return None (0).
     return result if isinstance(result, int) else 0

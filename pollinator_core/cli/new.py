@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -43,7 +45,21 @@ def new(
         return
     click.echo(f"\nProject {result.name} is ready in {result.root}. Try it:")
     here = result.root == Path.cwd().resolve()
-    click.echo(("" if here else f"  cd {shlex.quote(str(result.root))}\n") + "  pollinator run")
+    cd = "" if here else f"  cd {shlex.quote(str(result.root))}\n"
+    click.echo(f"{cd}  {shlex.quote(this_command())} run --follow")
+
+
+def this_command() -> str:
+    """How to run this very ``pollinator`` from anywhere: its name when PATH finds it (an
+    activated venv, an installed tool), else its full path (``.venv/bin/pollinator``)."""
+    found = shutil.which("pollinator")
+    script = Path(sys.argv[0])
+    if script.name != "pollinator" or not script.exists():
+        # Not run as the console script (python -m, a test runner): the one beside Python.
+        script = Path(sys.executable).with_name("pollinator")
+    if found and Path(found).resolve() == script.resolve():
+        return "pollinator"
+    return str(script.absolute())
 
 
 def _show(path: Path, root: Path) -> str:

@@ -19,7 +19,8 @@ def results(ctx: click.Context, run_id: str | None) -> None:
 
     with open_run(ctx, run_id) as (session, record):
         process = session.conn.client.get_process(record.process_id)
-        target, count = pull_results(session.project, session.conn, process)
-        where = target.relative_to(session.project.root)
-        state = process.state.name
-        session.note(f"{where}/: {count} new file{'s' if count != 1 else ''} (process {state})")
+        pulled = pull_results(session.project, session.conn, process)
+        lines = pulled.describe(session.project.root)
+        session.note(f"{lines[0]}, process {record.short_id} {process.state.name}")
+        for line in lines[1:]:
+            session.note(line)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
+import attrs
 import click
 
 from pollinator_core.cli.context import load
 from pollinator_core.colonies.models import FunctionSpec, dumps, to_dict
-from pollinator_core.errors import ProjectError, UsageError
+from pollinator_core.errors import UsageError
 from pollinator_core.plugins.backend import Backend
 from pollinator_core.project.loader import Project
 from pollinator_core.runs.backends import COLONIES
-from pollinator_core.runs.submit import final_function_spec
+from pollinator_core.runs.submit import check_options, final_function_spec
 
 SNAPSHOT_PLACEHOLDER = "<snapshot-id>"
 PROCESS_PLACEHOLDER = "<process-id>"
@@ -27,7 +29,23 @@ REBUILD_WARNING = (
 )
 
 
-@click.command()
+class RunCommand(click.Command):
+    """``run``, whose arguments after ``--`` go to the job: ``pollinator run -f -- --lr 0.1``.
+
+    Anything else that is not an option stays an error, so a stray word is never passed on."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta["job_args"] = tuple(args[cut + 1 :])
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), "[-- ARGS...]"]
+
+
+@click.command(cls=RunCommand)
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -46,8 +64,23 @@ REBUILD_WARNING = (
 @click.option(
     "--cancel-on-interrupt",
     is_flag=True,
-    help="With --follow: Ctrl-C cancels the job instead of detaching from it.",
+    help="With --follow: Ctrl-C (or SIGTERM, SIGHUP) cancels the job instead of detaching from it.",
 )
+@click.option("--name", metavar="NAME", help="A name for this run, shown by `pollinator ps`.")
+@click.option(
+    "-e",
+    "--env",
+    "env",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An environment variable for this run, on top of project.yaml's env. Repeatable.",
+)
+@click.option(
+    "--walltime", metavar="DURATION", help="This run's conditions.walltime (600, 90m, 2h)."
+)
+@click.option("--cpu", metavar="CPU", help="This run's conditions.cpu (2, 0.5, 500m).")
+@click.option("--mem", metavar="MEM", help="This run's conditions.mem (512Mi, 4Gi).")
+@click.option("--gpus", metavar="N", help="This run's conditions.gpu.count.")
 @click.option(
     "--runtime",
     type=click.Choice(["auto", "docker", "process"]),
@@ -67,7 +100,8 @@ REBUILD_WARNING = (
     "--json",
     "as_json",
     is_flag=True,
-    help="With --dry-run: print one JSON object, {spec, rendered}, instead of text.",
+    help="Print one JSON object on stdout: the run (id, name, backend...); with --follow how "
+    "it ended (the job's output then goes to stderr); with --dry-run {spec, rendered}.",
 )
 @click.pass_context
 def run(
@@ -76,22 +110,38 @@ def run(
     backend: str | None,
     follow: bool,
     cancel_on_interrupt: bool,
+    name: str | None,
+    env: tuple[str, ...],
+    walltime: str | None,
+    cpu: str | None,
+    mem: str | None,
+    gpus: str | None,
     runtime: str | None,
     settings: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Sync the project, submit it, follow its output and fetch its results.
 
+    Prints the process ID on stdout (`ID=$(pollinator run)`); messages go to stderr. With
+    --follow, stdout is the job's output. The options from --name to --gpus, and ARGS after
+    `--` (given to the source file: `python3 main.py ARGS`), apply to this run only, checked
+    as project.yaml's keys are.
+
     \b
-    Exit status: 0 the job succeeded; 1 it failed or was cancelled (its errors and the end of
-    its output are shown); 2 bad usage or project; 3 server, storage or engine unreachable or
-    misconfigured; 130 interrupted. Ctrl-C while following detaches: the job goes on, and the
+    Exit status: 0 the job succeeded (or, without --follow, was submitted); 1 it failed or was
+    cancelled (its errors and the end of its output are shown); 2 bad usage or project; 3
+    server, storage or engine unreachable or misconfigured; 130 interrupted (143 SIGTERM, 129
+    SIGHUP). Ctrl-C, SIGTERM or SIGHUP while following detaches: the job goes on, and the
     command says how to re-attach or cancel it.
     """
     from pollinator_core.plugins.settings import parse_options
     from pollinator_core.runs.backends import default_backend, get_backend
+    from pollinator_core.runs.overrides import Overrides, apply, parse_env
 
-    project = load(ctx)
+    overrides = Overrides(
+        ctx.meta.get("job_args", ()), parse_env(env), walltime, cpu, mem, gpus, name
+    )
+    project = apply(load(ctx), overrides)
     options = parse_options(settings)
     if runtime:
         options.setdefault("local", {})["runtime"] = runtime
@@ -105,16 +155,19 @@ def run(
             click.echo(json.dumps({"spec": to_dict(spec), "rendered": artefacts}, indent=2))
             return
         click.echo(dumps(spec, indent=2))
-        for name, text in artefacts.items():
-            click.echo(f"\n# --- {name}: what the {chosen.name} backend's executor would run ---")
+        for artefact, text in artefacts.items():
+            click.echo(
+                f"\n# --- {artefact}: what the {chosen.name} backend's executor would run ---"
+            )
             click.echo(text, nl=not text.endswith("\n"))
         return
     if cancel_on_interrupt and not follow:
         raise UsageError("--cancel-on-interrupt only applies with --follow.")
-    from pollinator_core.cli.session import Session, watch
-    from pollinator_core.runs.submit import submit_run
+    from pollinator_core.cli.session import Session, process_row, watch
+    from pollinator_core.runs.submit import check_sources, check_state_dir, submit_run
 
     check_sources(project)
+    check_state_dir(project)
     conn = chosen.connect(project, options)
     session = Session(project, conn)
     try:
@@ -123,47 +176,33 @@ def run(
         session.note(f"{conn.backend} backend: {where}")
         if project.environment.rebuild_image and conn.backend == COLONIES:
             session.note(REBUILD_WARNING)
-        record = submit_run(project, conn, quiet=not follow)
+        record = submit_run(project, conn, quiet=not follow, name=name or "")
         session.note(f"submitted process {record.process_id}")
         if not follow:
+            if as_json:
+                click.echo(json.dumps(attrs.asdict(record), indent=2))
+            else:
+                click.echo(record.process_id)
             session.note(
                 f"follow it with `pollinator logs -f {record.short_id}`; "
                 f"fetch its results with `pollinator results {record.short_id}`"
             )
             return
-        ctx.exit(watch(session, record, cancel_on_interrupt=cancel_on_interrupt))
+        code = watch(
+            session,
+            record,
+            cancel_on_interrupt=cancel_on_interrupt,
+            out=sys.stderr if as_json else sys.stdout,
+        )
+        if as_json:
+            row = process_row(session, record, conn.client.get_process(record.process_id))
+            report = attrs.asdict(row)
+            if session.pulled is not None:
+                report["results"] = str(session.pulled.directory)
+            click.echo(json.dumps(report, indent=2))
+        ctx.exit(code)
     finally:
         conn.close()
-
-
-def check_sources(project: Project) -> None:
-    """Refuse, before anything touches the network, a run whose files cannot work: no
-    cfs/src, or an ``environment.source`` that is not a file in it (the job would only fail)."""
-    if not project.src_dir.is_dir():
-        raise ProjectError(
-            f"{project.src_dir} does not exist: create it (it may stay empty); "
-            "the job runs a snapshot of it."
-        )
-    source = project.environment.source
-    if source and not (project.src_dir / source).is_file():
-        raise ProjectError(
-            f"{project.path}: environment.source is {source!r}, but cfs/src/{source} is not a "
-            'file. Create it, or name the file to run (or "" to run cmd alone).'
-        )
-
-
-def check_options(options: dict[str, dict[str, str]]) -> None:
-    """Every ``-s`` names a known section and setting, with a valid value."""
-    from pollinator_core.plugins.manager import hooks
-
-    sections = hooks().settings()
-    for name, values in options.items():
-        if name not in sections:
-            known = ", ".join(sorted(sections)) or "none"
-            raise UsageError(
-                f"-s {name}.*: no plugin has a settings section {name!r} (known: {known})."
-            )
-        sections[name].load(None, values, env={})
 
 
 def rendered(

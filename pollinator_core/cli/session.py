@@ -2,7 +2,8 @@
 
 Ctrl-C while following never kills or orphans the job silently: by default it detaches (the job
 goes on; the command prints how to re-attach and how to cancel), or, when asked, it cancels the
-job and says so. Either way the exit status is 130.
+job and says so. Either way the exit status is 130. SIGTERM and SIGHUP (a closed terminal) are
+treated alike, with exit status 143 and 129.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
+from typing import TextIO
 
 import attrs
 import click
@@ -18,12 +20,15 @@ import click
 from pollinator_core.colonies.client import NotFound
 from pollinator_core.colonies.models import Process, ProcessState
 from pollinator_core.colonies.timestamps import parse_time
-from pollinator_core.errors import Interrupted, JobFailed, UsageError
+from pollinator_core.errors import JobFailed, PollinatorError, UsageError, interrupt_exit_code
+from pollinator_core.execution.termination import Reason, from_errors
 from pollinator_core.plugins.backend import Connection
 from pollinator_core.project.loader import Project
-from pollinator_core.runs.backends import COLONIES
+from pollinator_core.runs.backends import COLONIES, LocalBackend, get_backend
 from pollinator_core.runs.follow import failure_summary, follow
 from pollinator_core.runs.submit import (
+    Pulled,
+    ResultsNotWritten,
     RunBook,
     RunRecord,
     connect_for,
@@ -44,9 +49,12 @@ class Session:
         self._executors: dict[str, str] | None = None
         self._said: set[str] = set()
         self._created = time.monotonic()
+        #: what fetching the results did, once the run ended and they were fetched
+        self.pulled: Pulled | None = None
 
     def note(self, message: str) -> None:
-        click.echo(f"pollinator: {message}", err=True)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            click.echo(f"pollinator: {message}", err=True)
 
     def executor_name(self, executor_id: str) -> str:
         if self._executors is None:
@@ -59,7 +67,12 @@ class Session:
         said = self._said
         if process.state is ProcessState.RUNNING and "running" not in said:
             said.add("running")
-            self.note(f"running on {self.executor_name(process.assignedexecutorid)}")
+            if isinstance(get_backend(self.conn.backend), LocalBackend):
+                # The agent's executor is named for its type ("local-docker"), whatever runs
+                # the job; how jobs run was said when the backend was connected.
+                self.note("running")
+            else:
+                self.note(f"running on {self.executor_name(process.assignedexecutorid)}")
         elif process.state is ProcessState.WAITING and "waiting" not in said:
             waited = time.monotonic() - self._created
             if waited > WAITING_NOTE:
@@ -71,14 +84,29 @@ class Session:
 
 
 def watch(
-    session: Session, record: RunRecord, *, cancel_on_interrupt: bool, fetch: bool = True
+    session: Session,
+    record: RunRecord,
+    *,
+    cancel_on_interrupt: bool,
+    fetch: bool = True,
+    out: TextIO | None = None,
+    tail: int | None = None,
 ) -> int:
-    """Follow the run to its end: its exit status (see the ``run`` help)."""
+    """Follow the run to its end (its output to ``out``, from its last ``tail`` lines): its
+    exit status (see the ``run`` help)."""
     conn = session.conn
     try:
-        process = follow(conn.client, conn.colony, record.process_id, on_state=session.on_state)
-    except KeyboardInterrupt:
-        sys.stdout.flush()
+        process = follow(
+            conn.client,
+            conn.colony,
+            record.process_id,
+            out=out,
+            on_state=session.on_state,
+            tail=tail,
+        )
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (see cli.main)
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
         if cancel_on_interrupt:
             conn.client.cancel_process(record.process_id)
             session.note(f"interrupted: cancelled process {record.process_id}")
@@ -88,7 +116,7 @@ def watch(
                 f"  re-attach: pollinator logs -f {record.short_id}\n"
                 f"  cancel:    pollinator cancel {record.short_id}"
             )
-        return Interrupted.exit_code
+        return interrupt_exit_code(exc)
     return finish(session, record, process, fetch=fetch)
 
 
@@ -96,10 +124,24 @@ def finish(session: Session, record: RunRecord, process: Process, *, fetch: bool
     """Report how the run ended (results fetched when ``fetch``); 0 on success, else 1."""
     if fetch:
         forget_snapshot(session.conn, record)
-        target, count = pull_results(session.project, session.conn, process)
-        if count or process.state is ProcessState.SUCCESS:
-            where = target.relative_to(session.project.root)
-            session.note(f"results: {where}/ ({count} new file{'s' if count != 1 else ''})")
+        try:
+            pulled = session.pulled = pull_results(session.project, session.conn, process)
+        except ResultsNotWritten:
+            _outcome(session, record, process)  # how the job ended, whatever the disk says
+            raise
+        if pulled.new or pulled.conflicts or process.state is ProcessState.SUCCESS:
+            for line in pulled.describe(session.project.root):
+                session.note(line)
+        elif process.state is ProcessState.CANCELLED:
+            # Cancelled on the server at once; its executor uploads after stopping the job.
+            session.note(
+                "what the job wrote before it was stopped is uploaded by its executor in a "
+                f"moment: fetch it with `pollinator results {record.short_id}`"
+            )
+    return _outcome(session, record, process)
+
+
+def _outcome(session: Session, record: RunRecord, process: Process) -> int:
     if process.state is ProcessState.SUCCESS:
         session.note(f"process {record.short_id} succeeded")
         return 0
@@ -119,15 +161,21 @@ def open_run(ctx: click.Context, run_id: str | None) -> Iterator[tuple[Session, 
     try:
         yield Session(project, conn), record
     except NotFound as exc:
-        if record.backend != COLONIES or record.server in ("", conn.server):
-            raise  # (a local agent's port changes with each start)
-        raise UsageError(
-            f"Process {record.short_id} is not on the Colonies server at {conn.server}: it was "
-            f"submitted to {record.server}. Point COLONIES_SERVER_HOST and "
-            f"COLONIES_SERVER_PORT there to reach it ({exc.server_message or 'not found'})."
-        ) from None
+        raise elsewhere(record, conn, exc) from None
     finally:
         conn.close()
+
+
+def elsewhere(record: RunRecord, conn: Connection, exc: NotFound) -> PollinatorError:
+    """What to say when the server does not know a run: that it went to another server, when
+    it did (a local agent's port changes with each start: not that)."""
+    if record.backend != COLONIES or record.server in ("", conn.server):
+        return exc
+    return UsageError(
+        f"Process {record.short_id} is not on the Colonies server at {conn.server}: it was "
+        f"submitted to {record.server}. Point COLONIES_SERVER_HOST and "
+        f"COLONIES_SERVER_PORT there to reach it ({exc.server_message or 'not found'})."
+    )
 
 
 @attrs.frozen
@@ -143,12 +191,31 @@ class RunRow:
     duration: float | None
     executor: str
     errors: list[str]
+    name: str = ""
+    #: the job's exit code, when its executor recorded one
+    exit_code: int | None = None
+    #: why it ended: exit, oom, walltime, cancelled, node failure, lost, infrastructure
+    reason: str = ""
+
+
+def ending(process: Process) -> tuple[int | None, str]:
+    """The exit code and reason of a finished process: its executor's termination record,
+    else what its state says."""
+    termination = from_errors(process.errors)
+    if termination is not None:
+        return termination.exit_code, termination.reason.value
+    if process.state is ProcessState.SUCCESS:
+        return 0, Reason.EXIT.value
+    if process.state is ProcessState.CANCELLED:
+        return None, Reason.CANCELLED.value
+    return None, ""
 
 
 def process_row(session: Session, record: RunRecord, process: Process) -> RunRow:
     start, end = parse_time(process.starttime), parse_time(process.endtime)
     until = end if end is not None or process.state is not ProcessState.RUNNING else time.time()
     executor = process.assignedexecutorid
+    exit_code, reason = ending(process) if process.state.finished else (None, "")
     return RunRow(
         id=process.processid,
         state=process.state.name,
@@ -159,4 +226,7 @@ def process_row(session: Session, record: RunRecord, process: Process) -> RunRow
         duration=None if start is None or until is None else until - start,
         executor=session.executor_name(executor) if executor else "",
         errors=list(process.errors),
+        name=record.name,
+        exit_code=exit_code,
+        reason=reason,
     )

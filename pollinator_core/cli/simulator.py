@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
 import click
+
+from pollinator_core.errors import UsageError
 
 
 @click.group()
@@ -35,7 +38,37 @@ def serve(host: str, port: int, db: Path | None, allow_remote: bool) -> None:
     With none set, development keys are generated (and reused on restart with --db) and the
     `export` lines a shell needs are printed to stdout.
     """
+    if db is not None:
+        check_database(db)
     # Imported on use (aiohttp is not needed for --help), by name: mypy cannot map the
     # pollinator_simulator package onto its simulator/ directory.
     service = importlib.import_module("pollinator_simulator.service")
-    service.run(host, port, db, allow_remote, os.environ, sys.stdout)
+    try:
+        service.run(host, port, db, allow_remote, os.environ, sys.stdout)
+    except sqlite3.DatabaseError as exc:  # damaged, locked, or lost from under us
+        raise UsageError(f"--db {db}: the database cannot be used: {exc}.") from None
+
+
+#: how every SQLite database file begins
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_database(db: Path) -> None:
+    """Refuse, before the server starts, a --db that is no SQLite file or cannot be made."""
+    if db.exists():
+        try:
+            with open(db, "rb") as f:
+                header = f.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise UsageError(f"--db {db} cannot be read: {exc.strerror or exc}.") from None
+        if header and header != SQLITE_HEADER:
+            raise UsageError(
+                f"--db {db} is not a simulator database (not an SQLite file). Name a new file, "
+                "or one an earlier `pollinator simulator serve --db` wrote."
+            )
+        return
+    folder = db.absolute().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"--db {db} cannot be created: {folder} is not a directory this user may write to."
+        )

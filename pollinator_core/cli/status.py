@@ -16,6 +16,7 @@ def status(ctx: click.Context, run_id: str | None, as_json: bool) -> None:
     """Show a run's state, times, executor and errors (default: the latest run)."""
     from pollinator_core.cli.session import open_run, process_row
     from pollinator_core.colonies.timestamps import duration, local_time
+    from pollinator_core.execution.termination import RECORD_MARK
 
     with open_run(ctx, run_id) as (session, record):
         row = process_row(session, record, session.conn.client.get_process(record.process_id))
@@ -24,7 +25,10 @@ def status(ctx: click.Context, run_id: str | None, as_json: bool) -> None:
         return
     fields = [
         ("process", row.id),
+        *([("name", row.name)] if row.name else []),
         ("state", row.state),
+        *([("exit code", str(row.exit_code))] if row.exit_code is not None else []),
+        *([("reason", row.reason)] if row.reason else []),
         ("backend", row.backend),
         ("executor", row.executor or "-"),
         ("submitted", local_time(row.submitted)),
@@ -35,4 +39,6 @@ def status(ctx: click.Context, run_id: str | None, as_json: bool) -> None:
     for name, value in fields:
         click.echo(f"{name + ':':<11}{value}")
     for error in row.errors:
+        if error.startswith(RECORD_MARK):
+            continue  # the record for programs (--json), shown above in words
         click.echo(f"{'error:':<11}" + error.replace("\n", "\n" + " " * 11))

@@ -53,21 +53,23 @@ def sync(
     overwrites a file you changed: the remote version is saved beside it.
     """
     from pollinator_core.runs.backends import default_backend, get_backend
+    from pollinator_core.runs.submit import project_lock
     from pollinator_core.sync import sync_project
     from pollinator_core.sync.progress import make_progress
 
     project = load(ctx)
     connection = get_backend(backend or default_backend(project)).connect(project)
     try:
-        reports = sync_project(
-            connection.client,
-            connection.colony,
-            project,
-            connection.storage,
-            dirs or tuple(TREES),
-            options=SyncOptions(dry_run=dry_run, checksum=checksum, delete=delete),
-            progress=make_progress(quiet or dry_run),
-        )
+        with project_lock(project):  # not while `pollinator clean` looks for garbage
+            reports = sync_project(
+                connection.client,
+                connection.colony,
+                project,
+                connection.storage,
+                dirs or tuple(TREES),
+                options=SyncOptions(dry_run=dry_run, checksum=checksum, delete=delete),
+                progress=make_progress(quiet or dry_run),
+            )
     finally:
         connection.close()
     show_reports(reports, project.root, quiet=quiet)

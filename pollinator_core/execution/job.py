@@ -59,6 +59,10 @@ class Job:
     walltime: int = 0
     rebuild_image: bool = False
     build_context: str = ""  # a directory with a Dockerfile, for rebuild_image
+    #: for runtimes that run the job on the executor's host, not in a container: the
+    #: environment it starts from instead of the executor's own (the local backend hands over
+    #: the submitting command's); ``env`` still goes on top. None: the executor's.
+    host_env: Mapping[str, str] | None = None
 
     @property
     def name(self) -> str:

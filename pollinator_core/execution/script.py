@@ -9,9 +9,17 @@ broken setup behind a confusing later error.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import re
+import stat
+import tempfile
+import uuid
 from collections.abc import Mapping
+from pathlib import Path
 
+from pollinator_core.errors import InfraError
 from pollinator_core.execution.job import Job, Mount
 
 #: variables an executor's own environment may hold that must never reach a job: keys,
@@ -62,18 +70,76 @@ def scrubbed(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if not is_private(k)}
 
 
+#: what a path may hold to be spliced into shell text as it is, in any quoting context
+_SHELL_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+
+
+def shell_safe(path: str) -> bool:
+    """True when ``path`` means the same in shell text quoted or not: no space, quote, ``;``,
+    ``$``, glob character or non-ASCII letter."""
+    return bool(_SHELL_SAFE.fullmatch(path))
+
+
+def link_dir() -> Path:
+    """Where :class:`PathRewriter` puts its links: a directory of this user's only
+    (``/tmp/pollinator-<uid>``), at a path that is itself shell-safe."""
+    base = tempfile.gettempdir()
+    return Path(base if shell_safe(base) else "/tmp") / f"pollinator-{os.getuid()}"
+
+
 class PathRewriter:
     """Rewrites container paths (mount targets) to the host directories behind them, for
-    runtimes that run the job on the host (no mounts)."""
+    runtimes that run the job on the host (no mounts).
+
+    The command is shell text, and a path may sit inside quotes or outside them, so a host
+    directory is spliced in only when it is :func:`shell_safe`. Any other one (a project in
+    ``/tmp/my proj``, ``semi;echo x``, ``$HOME``) is reached through a symbolic link at a plain
+    path in :func:`link_dir` instead: call :meth:`make_links` before the job starts and
+    :meth:`remove_links` once it is done (a job started without them finds no such directory,
+    which fails it; nothing in a name ever runs).
+    """
 
     def __init__(self, mounts: tuple[Mount, ...]) -> None:
+        #: link -> the host directory it leads to, for the unsafe ones
+        self.links: dict[Path, str] = {}
         by_length = sorted(mounts, key=lambda m: len(m.target.rstrip("/")), reverse=True)
-        self._sources = {m.target.rstrip("/"): m.source.rstrip("/") for m in by_length}
+        self._sources = {m.target.rstrip("/"): self._reachable(m.source) for m in by_length}
         targets = "|".join(re.escape(t) for t in self._sources if t)
         # Whole path components only: /cfs and /cfs/x match, /cfsx and /a/cfs do not.
         self._pattern = re.compile(rf"(?<![\w./-])({targets})(?=/|$|[^\w.-])") if targets else None
+
+    def _reachable(self, source: str) -> str:
+        source = source.rstrip("/")
+        if shell_safe(source):
+            return source
+        link = link_dir() / f"cfs-{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+        self.links[link] = source
+        return str(link)
 
     def __call__(self, text: str) -> str:
         if self._pattern is None:
             return text
         return self._pattern.sub(lambda m: self._sources[m.group(1)], text)
+
+    def make_links(self) -> None:
+        """Create the links (replacing any a crashed executor left) in the private directory,
+        which is made, or refused when it is not this user's alone."""
+        if not self.links:
+            return
+        directory = link_dir()
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+        info = directory.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise InfraError(
+                f"{directory} is not a private directory of this user (Pollinator keeps links to "
+                "job directories there); remove it, and Pollinator makes it again."
+            )
+        for link, target in self.links.items():
+            tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}")
+            tmp.symlink_to(target, target_is_directory=True)
+            os.replace(tmp, link)  # never follows what stood there
+
+    def remove_links(self) -> None:
+        for link in self.links:
+            link.unlink(missing_ok=True)

@@ -53,6 +53,7 @@ from pollinator_core.colonies.client import (
 from pollinator_core.colonies.models import Process, ProcessState
 from pollinator_core.colonies.timestamps import parse_time
 from pollinator_core.errors import InfraError, PollinatorError
+from pollinator_core.execution.job import Job
 from pollinator_core.execution.lines import LineAssembler
 from pollinator_core.execution.runtime import JobStatus, Runtime
 from pollinator_core.execution.termination import TAIL_MARK, Reason, Termination
@@ -109,6 +110,9 @@ class ExecutorSettings:
     heartbeat: float = 60.0
     #: seconds a runtime may stay unreachable before an assigned process is failed
     outage_limit: float = 600.0
+    #: the last word on a job before its first submission (the local agent hands over the
+    #: submitting command's environment)
+    prepare: Callable[[Job], Job] | None = None
 
 
 @attrs.define
@@ -395,6 +399,8 @@ class Executor:
                 return self._upload(active, root, Termination.exited(0), say)
             if active.stopped is not None:
                 return self._upload(active, root, active.stopped, say)
+            if self.settings.prepare is not None:
+                job = self.settings.prepare(job)
             try:
                 handle = self._riding_out(active, say, lambda: self._runtime.submit(job))
             except _Unreachable:

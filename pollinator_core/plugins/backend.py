@@ -15,6 +15,7 @@ import attrs
 
 if TYPE_CHECKING:
     from pollinator_core.colonies.client import ColoniesClient
+    from pollinator_core.colonies.models import FunctionSpec
     from pollinator_core.project.loader import Project
     from pollinator_core.storage.location import StorageLocation
 
@@ -30,6 +31,9 @@ class Connection:
     _storage: StorageLocation | Callable[[], StorageLocation] = attrs.field(alias="storage")
     #: one line worth telling the user once (say, "jobs run as host processes")
     notice: str = ""
+    #: the backend's last word on a run's spec before it is submitted (the local backend
+    #: hands the job the submitting command's environment)
+    prepare_spec: Callable[[FunctionSpec], None] | None = None
 
     @property
     def storage(self) -> StorageLocation:

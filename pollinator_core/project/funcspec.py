@@ -48,6 +48,7 @@ def build_function_spec(project: Project, snapshot_id: str, colony_name: str) ->
     src_dir = f"{run_dir}/src"
     source = project.environment.source
     args = [f"{MOUNT}{src_dir}/{PurePosixPath(source)}"] if source else []
+    args += project.args
     conditions = project.conditions
     limit = conditions.walltime + project.maxqueuetime
     return FunctionSpec(

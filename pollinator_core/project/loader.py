@@ -140,6 +140,8 @@ class Project:
     maxqueuetime: int = 3600
     #: plugins' sections (``local:``, ``slurm:``), checked by the plugin layer
     sections: Mapping[str, Section] = attrs.field(factory=dict)
+    #: arguments for this run after the source file (``pollinator run -- ARGS``); not a key
+    args: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -776,3 +778,68 @@ class _Reader:
                 "under cfs/data.",
             )
         return env
+
+
+# --- per-run overrides ---------------------------------------------------------------------
+
+#: the run options that stand for project.yaml keys, by key path (for their messages)
+OPTIONS: dict[KeyPath, str] = {
+    ("conditions", "walltime"): "--walltime",
+    ("conditions", "cpu"): "--cpu",
+    ("conditions", "mem"): "--mem",
+    ("conditions", "gpu", "count"): "--gpus",
+    ("env",): "--env",
+}
+
+
+class _OptionReader(_Reader):
+    """project.yaml's readers for values from the command line: the same checks and the same
+    messages, which name the option instead of a line."""
+
+    def where(self, path: KeyPath) -> str:
+        for length in range(len(path), 0, -1):
+            option = OPTIONS.get(path[:length])
+            if option is not None:
+                return option
+        return "the command line"
+
+
+def override(
+    project: Project,
+    *,
+    args: tuple[str, ...] = (),
+    env: Mapping[str, str] | None = None,
+    walltime: str | None = None,
+    cpu: str | None = None,
+    mem: str | None = None,
+    gpus: str | None = None,
+) -> Project:
+    """``project`` with one run's overrides from the command line, each checked as the
+    project.yaml key it stands for (``--walltime`` as ``conditions.walltime``...), by the very
+    reader of that key, bounds included; ``env`` entries are added to project.yaml's ``env``,
+    ``args`` follow the source file."""
+    reader = _OptionReader(project.path)
+    now = project.conditions
+    # The conditions as project.yaml would say them, with this run's values written over.
+    data: dict[str, Any] = {
+        "executorNames": list(now.executor_names),
+        "nodes": now.nodes,
+        "processesPerNode": now.processes_per_node,
+        "cpu": f"{now.cpu_millis}m",
+        "mem": now.mem_bytes,
+        "walltime": now.walltime,
+        "gpu": {"count": now.gpu.count, "name": now.gpu.name},
+    }
+    for key, value in (("walltime", walltime), ("cpu", cpu), ("mem", mem)):
+        if value is not None:
+            data[key] = value
+    if gpus is not None:
+        data["gpu"]["count"] = int(gpus) if re.fullmatch(r"-?[0-9]+", gpus.strip()) else gpus
+    conditions = reader.conditions(data)
+    reader.server_deadline({"conditions": data}, conditions.walltime, project.maxqueuetime)
+    return attrs.evolve(
+        project,
+        conditions=conditions,
+        env=reader.env({**project.env, **(env or {})}) if env else project.env,
+        args=tuple(args),
+    )

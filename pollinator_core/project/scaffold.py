@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ from pollinator_core.project.loader import PROJECT_FILE
 
 IGNORE_FILE = ".pollinatorignore"
 HELLO = "Hello world!\n"
+#: the longest file or directory name Linux file systems take, in bytes
+NAME_MAX = 255
 ORIGINAL_INIT_CMD = "pip3 install numpy"
 
 _ADJECTIVES = (
@@ -83,9 +86,19 @@ def new_project(
     for executor in executor_names:
         if not re.fullmatch(r"[^\s,]+", executor):
             raise UsageError(f"Executor name {executor!r} must be one word (no spaces or commas).")
-    if directory.exists() and not directory.is_dir():
-        raise UsageError(f"{directory} is a file; give `pollinator new` a directory.")
-    root = directory.resolve()
+    too_long = [p for p in directory.parts if len(os.fsencode(p)) > NAME_MAX]
+    if too_long:
+        raise UsageError(
+            f"Cannot create a project in a directory named {too_long[0][:40]}... "
+            f"({len(os.fsencode(too_long[0]))} bytes): a file or directory name may have at "
+            f"most {NAME_MAX}. Choose a shorter name."
+        )
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise UsageError(f"{directory} is a file; give `pollinator new` a directory.")
+        root = directory.resolve()
+    except OSError as e:
+        raise UsageError(f"Cannot create a project in {directory}: {e.strerror}.") from None
     name = project_name(root)
     files = {
         root / PROJECT_FILE: render_project_yaml(name, executor_names),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from pollinator_core.colonies import crypto
 from pollinator_core.errors import InfraError, PollinatorError, UsageError
 from pollinator_core.plugins.backend import Connection
 from pollinator_core.project.loader import Project
+from pollinator_core.runs.hostenv import hand_over, take_over
 
 if TYPE_CHECKING:
     from pollinator_simulator.embedded import EmbeddedSimulator
@@ -90,6 +92,8 @@ class AgentDir:
         self.info_file = path / "agent.json"
         self.settings_file = path / "settings.json"
         self.log_file = path / "agent.log"
+        #: environments handed over by submitting commands (see runs.hostenv)
+        self.env_dir = path / "submit-env"
         self._keys_file = path / "keys.json"
         self._alive_lock = path / "agent.lock"
         self._start_lock = path / "start.lock"
@@ -183,6 +187,7 @@ def connect_agent(
         COLONY,
         open_storage(str(where.storage)),
         f"jobs run as {info.runs_on}",
+        prepare_spec=lambda spec: hand_over(where.env_dir, spec, os.environ),
     )
 
 
@@ -343,6 +348,7 @@ def run_agent(path: Path, executor_type: str) -> int:
     from pollinator_core.executor.loop import Executor, ExecutorSettings
     from pollinator_core.executor.staging import CfsStager
     from pollinator_core.plugins.manager import open_storage
+    from pollinator_core.sync.objects import OBJECTS, ObjectCache
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level="INFO")
     where = AgentDir(path)
@@ -358,10 +364,16 @@ def run_agent(path: Path, executor_type: str) -> int:
         settings = json.loads(where.settings_file.read_text())
         runtime = _make_runtime(executor_type, settings)
         where.storage.mkdir(parents=True, exist_ok=True)
-        stager = CfsStager(executor_client, COLONY, open_storage(str(where.storage)))
+        cache = ObjectCache(where.fs_dir / OBJECTS)
+        stager = CfsStager(executor_client, COLONY, open_storage(str(where.storage)), cache)
         # Short long-polls: the agent stops within a second when asked.
         executor_settings = ExecutorSettings(
-            name=name, colony=COLONY, fs_dir=where.fs_dir, max_jobs=4, poll=1.0
+            name=name,
+            colony=COLONY,
+            fs_dir=where.fs_dir,
+            max_jobs=4,
+            poll=1.0,
+            prepare=functools.partial(take_over, where.env_dir),
         )
         executor = Executor(executor_client, runtime, stager, executor_settings)
         executor.adopt()

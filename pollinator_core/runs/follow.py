@@ -9,9 +9,10 @@ read only after the log has been drained, so the last lines are never lost.
 
 from __future__ import annotations
 
+import io
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from pollinator_core.colonies.client import ColoniesClient
@@ -30,7 +31,14 @@ STATE_EVERY = 0.25
 class LogPrinter:
     """Prints a process's log entries once each, in order, from ``since`` onwards."""
 
-    def __init__(self, client: ColoniesClient, colony: str, process_id: str, out: TextIO) -> None:
+    def __init__(
+        self,
+        client: ColoniesClient,
+        colony: str,
+        process_id: str,
+        out: TextIO,
+        tail: int | None = None,
+    ) -> None:
         self._client = client
         self._colony = colony
         self._pid = process_id
@@ -38,9 +46,25 @@ class LogPrinter:
         self._since = 0
         self._at_since: set[str] = set()  # messages already printed with timestamp == since
         self.ends_with_newline = True
+        #: print only this many last lines of what is there at the first poll
+        self._tail = tail
 
     def poll(self) -> int:
         """Print what is new; return how many entries were printed."""
+        if self._tail is None:
+            return self._poll()
+        tail, self._tail = self._tail, None
+        real_out, buffer = self._out, io.StringIO()
+        self._out = buffer
+        try:
+            printed = self._poll()
+        finally:
+            self._out = real_out
+        lines = buffer.getvalue().splitlines(keepends=True)
+        self._write("".join(lines[-tail:] if tail else []))
+        return printed
+
+    def _poll(self) -> int:
         printed = 0
         while True:
             logs = self._client.get_logs(
@@ -78,12 +102,14 @@ def follow(
     *,
     out: TextIO | None = None,
     on_state: Callable[[Process], None] | None = None,
+    tail: int | None = None,
 ) -> Process:
     """Print the log until the process has finished; return the finished process.
 
-    ``on_state`` sees the process each time its state is read (every 0.25 s).
+    ``on_state`` sees the process each time its state is read (every 0.25 s); ``tail``: of
+    what was logged before, only the last lines.
     """
-    printer = LogPrinter(client, colony, process_id, out or sys.stdout)
+    printer = LogPrinter(client, colony, process_id, out or sys.stdout, tail)
     last_output = time.monotonic()
     next_state = 0.0
     while True:
@@ -102,9 +128,49 @@ def follow(
         time.sleep(FAST_POLL if now - last_output < QUIET else SLOW_POLL)
 
 
-def print_log(client: ColoniesClient, colony: str, process_id: str, out: TextIO) -> None:
-    """Print the whole log so far, once."""
-    printer = LogPrinter(client, colony, process_id, out)
+class _Lines(io.StringIO):
+    """What a LogPrinter writes, taken back out as whole lines."""
+
+    def take(self, *, final: bool) -> list[str]:
+        text = self.getvalue()
+        lines = text.splitlines(keepends=True)
+        rest = "" if final or not lines or lines[-1].endswith("\n") else lines.pop()
+        self.seek(0)
+        self.truncate()
+        self.write(rest)
+        return lines
+
+
+def stream(
+    client: ColoniesClient,
+    colony: str,
+    process_id: str,
+    *,
+    follow: bool,
+    tail: int | None = None,
+) -> Iterator[str]:
+    """The process's output as lines (each with its newline but perhaps the last), from its
+    last ``tail`` lines when given; with ``follow`` until the process has finished."""
+    buffer = _Lines()
+    printer = LogPrinter(client, colony, process_id, buffer, tail)
+    last_output = time.monotonic()
+    while True:
+        if printer.poll():
+            last_output = time.monotonic()
+        yield from buffer.take(final=False)
+        if not follow or client.get_process(process_id).state.finished:
+            printer.poll()  # whatever was logged before the close
+            yield from buffer.take(final=True)
+            return
+        quiet = time.monotonic() - last_output >= QUIET
+        time.sleep(SLOW_POLL if quiet else FAST_POLL)
+
+
+def print_log(
+    client: ColoniesClient, colony: str, process_id: str, out: TextIO, tail: int | None = None
+) -> None:
+    """Print the log so far (its last ``tail`` lines), once."""
+    printer = LogPrinter(client, colony, process_id, out, tail)
     printer.poll()
     printer.end_line()
 

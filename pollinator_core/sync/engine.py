@@ -22,6 +22,7 @@ from pollinator_core.sync.transfer import Done, Transfer, marker_bytes
 if TYPE_CHECKING:
     from pollinator_core.colonies.client import ColoniesClient
     from pollinator_core.storage.location import StorageLocation
+    from pollinator_core.sync.objects import ObjectCache
 
 # Concurrent transfers and metadata calls: 16 threads, each with its own keep-alive
 # connections (benchmarks/bench_sync.py: fewer leave the servers idle, more only contend).
@@ -64,13 +65,15 @@ def sync_tree(
     keeplocal: bool = False,
     options: SyncOptions | None = None,
     progress: Progress | None = None,
+    cache: ObjectCache | None = None,
 ) -> SyncReport:
     """Sync ``local_dir`` with the tree under ``label`` as ``mode`` says (see plan.py).
 
     ``index_path``: where the index lives (None: hash everything, cache nothing);
     ``boundary``: symlinks resolving outside it are not followed (default: ``local_dir``);
     ``project_root``: whose top-level ``.pollinatorignore`` applies; ``exclude``: directories
-    never synced (the state directory).
+    never synced (the state directory); ``cache``: an executor's object cache that
+    downloads come from and go into.
     """
     started = time.monotonic()
     options = options or SyncOptions()
@@ -135,6 +138,7 @@ def sync_tree(
             stat_keys=tree.files,
             known_objects=remote.objects,
             progress=progress,
+            cache=cache,
         )
         log.debug("%s: %d actions planned", label, len(plan.actions))
         failed = True

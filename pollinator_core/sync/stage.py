@@ -13,6 +13,7 @@ The caller replaces ``{processid}`` in labels and dirs, removes snapshots withou
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,12 +24,14 @@ from pollinator_core.sync.engine import DEFAULT_WORKERS, SyncOptions, SyncReport
 from pollinator_core.sync.index import hash_file
 from pollinator_core.sync.paths import MARKER, in_tree, local_target, remote_relpath, remote_subdir
 from pollinator_core.sync.plan import Mode
+from pollinator_core.sync.progress import NoProgress, Progress
 from pollinator_core.sync.remote import pmap
 from pollinator_core.sync.transfer import Done, fetch
 
 if TYPE_CHECKING:
     from pollinator_core.colonies.client import ColoniesClient
     from pollinator_core.storage.location import StorageLocation
+    from pollinator_core.sync.objects import ObjectCache
 
 
 def download_snapshot(
@@ -39,10 +42,13 @@ def download_snapshot(
     storage: StorageLocation,
     *,
     workers: int = DEFAULT_WORKERS,
+    cache: ObjectCache | None = None,
+    progress: Progress | None = None,
 ) -> Done:
     """Materialise snapshot ``snapshot_id`` under ``dest_dir`` (files already there with the
-    right content are kept). Every record is checked before anything is written: a name or
-    label that would land outside ``dest_dir`` is refused (UsageError naming it)."""
+    right content are kept; ``cache`` supplies and keeps copies by content). Every record is
+    checked before anything is written: a name or label that would land outside ``dest_dir``
+    is refused (UsageError naming it)."""
     snapshot = client.get_snapshot(colony, snapshot_id=snapshot_id)
 
     def record(file_id: str) -> File:
@@ -73,15 +79,32 @@ def download_snapshot(
         local_target(dest_dir, d).mkdir(parents=True, exist_ok=True)
         done.mkdirs.append(d)
 
+    progress = progress or NoProgress()
+    lock = threading.Lock()
+
     def get(item: tuple[str, File]) -> None:
         rel, rec = item
         path = os.path.join(dest_dir, rel)
         if rec.checksum and os.path.isfile(path) and hash_file(path)[0] == rec.checksum:
             return
-        fetch(storage, rec.ref.s3object.object, rec.checksum, rec.size, dest_dir, rel)
-        done.downloaded[rel] = rec.checksum
+        fetch(storage, rec.ref.s3object.object, rec.checksum, rec.size, dest_dir, rel, cache)
+        with lock:
+            done.downloaded[rel] = rec.checksum
+        progress.advance(rec.size)
 
-    pmap(get, sorted(files.items()), workers)
+    todo = sorted(files.items())
+    if cache is not None:
+        wanted = [(rel, rec.checksum, rec.size) for rel, rec in todo]
+        linked = cache.place_many(dest_dir, wanted)
+        for rel in linked:
+            done.downloaded[rel] = files[rel].checksum
+        done.cached += len(linked)
+        todo = [(rel, rec) for rel, rec in todo if rel not in linked]
+    progress.start("Downloading", len(todo), sum(rec.size for _, rec in todo))
+    try:
+        pmap(get, todo, workers)
+    finally:
+        progress.stop()
     done.bytes_down = sum(files[rel].size for rel in done.downloaded)
     return done
 
@@ -95,6 +118,8 @@ def sync_dir(
     *,
     keeplocal: bool,
     workers: int = DEFAULT_WORKERS,
+    cache: ObjectCache | None = None,
+    progress: Progress | None = None,
 ) -> SyncReport:
     """Two-way sync of ``local_dir`` with ``label`` as an ``fs.dirs`` entry asks."""
     return sync_tree(
@@ -106,4 +131,6 @@ def sync_dir(
         Mode.MERGE,
         keeplocal=keeplocal,
         options=SyncOptions(workers=workers),
+        progress=progress,
+        cache=cache,
     )

@@ -35,6 +35,7 @@ from pollinator_core.sync.scan import StatKey, stat_key
 if TYPE_CHECKING:
     from pollinator_core.colonies.client import ColoniesClient
     from pollinator_core.storage.location import StorageLocation
+    from pollinator_core.sync.objects import ObjectCache
 
 _EMPTY_SHA = hashlib.sha256(b"").hexdigest()
 
@@ -61,6 +62,8 @@ class Done:
     mkdirs: list[str] = attrs.Factory(list)
     bytes_up: int = 0
     bytes_down: int = 0
+    #: downloads that were hard links to an executor's cached copy
+    cached: int = 0
 
 
 class Transfer:
@@ -76,6 +79,7 @@ class Transfer:
         stat_keys: dict[str, StatKey],
         known_objects: set[str],
         progress: Progress | None = None,
+        cache: ObjectCache | None = None,
     ) -> None:
         self.client = client
         self.colony = colony
@@ -85,6 +89,7 @@ class Transfer:
         self.workers = workers
         self.stat_keys = stat_keys
         self.progress = progress or NoProgress()
+        self.cache = cache
         self.done = Done()
         self._known = set(known_objects)  # objects that exist
         self._pending: dict[str, concurrent.futures.Future[None]] = {}
@@ -105,7 +110,7 @@ class Transfer:
                 self._known |= self.storage.existing(wanted - self._known)
                 self._phase("Uploading", ups, self._upload_or_mark)
             self._phase("Removing", removals, self._remove)
-            self._phase("Downloading", downs, self._download_or_mkdir)
+            self._phase("Downloading", self._link_cached(downs), self._download_or_mkdir)
         finally:
             self.progress.stop()
         return self.done
@@ -261,6 +266,27 @@ class Transfer:
 
     # --- downloads ---------------------------------------------------------------------
 
+    def _link_cached(self, actions: list[Action]) -> list[Action]:
+        """Put what the executor's cache holds in place at once; the actions still to do."""
+        if self.cache is None:
+            return actions
+        wanted = [
+            (a.target or a.rel, a.remote.checksum, a.remote.size)
+            for a in actions
+            if a.kind is Kind.DOWNLOAD and a.remote is not None
+        ]
+        linked = self.cache.place_many(self.root, wanted)
+        rest = []
+        for a in actions:
+            rel = a.target or a.rel
+            if a.kind is not Kind.DOWNLOAD or a.remote is None or rel not in linked:
+                rest.append(a)
+                continue
+            self.done.downloaded[rel] = a.remote.checksum
+            self.done.bytes_down += a.remote.size
+            self.done.cached += 1
+        return rest
+
     def _download_or_mkdir(self, a: Action) -> None:
         if a.kind is Kind.MKDIR:
             local_target(self.root, a.rel).mkdir(parents=True, exist_ok=True)
@@ -270,7 +296,8 @@ class Transfer:
             return
         assert a.remote is not None
         rel = a.target or a.rel
-        fetch(self.storage, a.remote.object, a.remote.checksum, a.remote.size, self.root, rel)
+        remote = a.remote
+        fetch(self.storage, remote.object, remote.checksum, remote.size, self.root, rel, self.cache)
         with self._lock:
             self.done.downloaded[rel] = a.remote.checksum
             self.done.bytes_down += a.remote.size
@@ -278,9 +305,17 @@ class Transfer:
 
 
 def fetch(
-    storage: StorageLocation, object_key: str, checksum: str, size: int, root: Path, rel: str
+    storage: StorageLocation,
+    object_key: str,
+    checksum: str,
+    size: int,
+    root: Path,
+    rel: str,
+    cache: ObjectCache | None = None,
 ) -> None:
-    """Download one object to ``root/rel``: temp file, SHA-256 check, atomic rename."""
+    """Download one object to ``root/rel``: temp file, SHA-256 check, atomic rename; with
+    ``cache``, the file is then kept there too (see :meth:`ObjectCache.place_many` for the
+    other way round)."""
     dest = local_target(root, rel)
     if size:  # an empty file needs no object (the official tools record none)
         check_object_key(object_key)
@@ -316,6 +351,8 @@ def fetch(
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+    if cache is not None and size and checksum:
+        cache.keep(checksum, dest)
 
 
 def _summarise(title: str, errors: list[tuple[Action, BaseException]], total: int) -> BaseException:

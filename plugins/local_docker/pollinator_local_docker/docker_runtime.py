@@ -237,14 +237,24 @@ def _build_lines(log: Any) -> list[str]:
     return [str(entry["stream"]) for entry in log if isinstance(entry, dict) and "stream" in entry]
 
 
+def _csv(fields: list[str]) -> str:
+    """``--mount`` takes CSV: a field with a comma or a quote (a path) is quoted as CSV."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
 def render(job: Job) -> dict[str, str]:
     """The container a job gets, as the equivalent ``docker run`` command line."""
     import shlex
 
     argv = ["docker", "run", "--rm", "--init", "--name", f"pollinator-{job.process_id}"]
     for mount in job.mounts:
-        ro = ",readonly" if mount.read_only else ""
-        argv += ["--mount", f"type=bind,source={mount.source},target={mount.target}{ro}"]
+        fields = ["type=bind", f"source={mount.source}", f"target={mount.target}"]
+        argv += ["--mount", _csv([*fields, "readonly"] if mount.read_only else fields)]
     if job.workdir:
         argv += ["--workdir", job.workdir]
     for key, value in job_env(job).items():

@@ -7,6 +7,12 @@ with the container). What a process cannot do is mount: job paths under a mount 
 are rewritten to the host directory behind it, in the command, the environment and the working
 directory. The image, cpu, memory and GPU requests do not apply and are ignored; init-cmd is
 skipped with a line saying so.
+
+The command is shell text, so a host directory whose path a shell would split or interpret
+(``/tmp/my proj``, ``semi;echo x``, ``$HOME``, quotes, non-ASCII letters) is never spliced into
+it: the job reaches such a directory through a symbolic link at a plain path in a private
+directory of the user's (``/tmp/pollinator-<uid>/cfs-<hash>``; see ``PathRewriter``), removed
+when the job is done.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class ProcessRuntime(SupervisedRuntime):
         #: why jobs run as host processes, when it was not asked for (no engine)
         self.why = why
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._rewriters: dict[str, PathRewriter] = {}
 
     def describe(self) -> str:
         return f"host processes ({self.why})" if self.why else "host processes"
@@ -68,21 +75,27 @@ class ProcessRuntime(SupervisedRuntime):
     def submit(self, job: Job) -> str:
         job, notices = self._prepared(job)
         rewrite = PathRewriter(job.mounts)
-        env = scrubbed(os.environ)
+        rewrite.make_links()
+        env = scrubbed(os.environ if job.host_env is None else job.host_env)
         env.update({k: rewrite(v) for k, v in job_env(job).items()})
         cwd = self._cwd(job, rewrite)
-        proc = subprocess.Popen(
-            ["/bin/sh", "-c", rewrite(shell_script(job))],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,  # one stream, interleaved as a terminal would show it
-            start_new_session=True,
-        )
+        try:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", rewrite(shell_script(job))],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,  # one stream, interleaved as a terminal would show it
+                start_new_session=True,
+            )
+        except BaseException:
+            rewrite.remove_links()
+            raise
         handle = str(proc.pid)
         with self._lock:
             self._procs[handle] = proc
+            self._rewriters[handle] = rewrite
         self._started(handle, job.walltime, notices)
         return handle
 
@@ -130,6 +143,9 @@ class ProcessRuntime(SupervisedRuntime):
         self._forget(handle)
         with self._lock:
             proc = self._procs.pop(handle, None)
+            rewrite = self._rewriters.pop(handle, None)
+        if rewrite is not None:
+            rewrite.remove_links()
         if proc is None:
             return
         if proc.poll() is None:
@@ -146,6 +162,7 @@ def render(job: Job) -> dict[str, str]:
     job, notices = ProcessRuntime._prepared(job)
     rewrite = PathRewriter(job.mounts)
     lines = [f"# {n.removeprefix('pollinator: ').rstrip()}" for n in notices]
+    lines += [f"ln -sfn {shlex.quote(target)} {link}" for link, target in rewrite.links.items()]
     cwd = ProcessRuntime._cwd(job, rewrite)
     if cwd:
         lines.append(f"cd {shlex.quote(cwd)}")

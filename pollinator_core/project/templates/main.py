@@ -22,4 +22,6 @@ result_dir = project_dir / "result"
 result_dir.mkdir(parents=True, exist_ok=True)
 result = result_dir / "result.txt"
 result.write_text(hello + " (from " + socket.gethostname() + ")\n")
-print("Wrote", result, flush=True)
+# Relative to PROJECT_DIR: on the executor that directory is temporary; Pollinator brings
+# result/ back to cfs/result/ of your project.
+print("Wrote", result.relative_to(project_dir), flush=True)

@@ -28,7 +28,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import cycles
 from sim_process import simulator_process
 
 from pollinator_core.colonies.client import ColoniesClient
@@ -136,32 +136,7 @@ def spec(colony: str, executortype: str) -> FunctionSpec:
 def cycles_per_second(t: Target, clients: int, seconds: float, run: int) -> float:
     types = [f"bench-{run}-{i}" for i in range(clients)]
     executors = [make_executor(t, kind) for kind in types]
-    counts = [0] * clients
-    start = threading.Barrier(clients + 1)
-    stop_at = [0.0]
-
-    def loop(i: int) -> None:
-        client = executors[i]
-        start.wait()
-        while time.monotonic() < stop_at[0]:
-            client.submit(spec(t.colony, types[i]))
-            process = client.assign(t.colony, 10)
-            assert process is not None
-            client.close_successful(process.processid, [])
-            counts[i] += 1
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    began = time.monotonic()
-    stop_at[0] = began + seconds
-    start.wait()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - began
-    for client in executors:
-        client.close()
-    return sum(counts) / elapsed
+    return cycles.drive(executors, t.colony, types, seconds, spec)
 
 
 def rpc_latencies(t: Target, calls: int) -> dict[str, list[float]]:

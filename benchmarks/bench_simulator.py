@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import cycles
 from sim_process import simulator_process
 
 from pollinator_core.colonies.client import ColoniesClient
@@ -87,36 +88,9 @@ def spec(colony: str, executortype: str) -> FunctionSpec:
 
 
 def cycles_per_second(server: Server, clients: int, seconds: float, run: int) -> float:
-    colony = server.env["COLONIES_COLONY_NAME"]
-    executors = [
-        make_executor(server, f"bench-{run}-{i}", f"bench-{run}-{i}") for i in range(clients)
-    ]
-    counts = [0] * clients
-    start = threading.Barrier(clients + 1)
-    stop_at = [0.0]
-
-    def loop(i: int) -> None:
-        client, executortype = executors[i], f"bench-{run}-{i}"
-        start.wait()
-        while time.monotonic() < stop_at[0]:
-            client.submit(spec(colony, executortype))
-            process = client.assign(colony, 10)
-            assert process is not None
-            client.close_successful(process.processid, [])
-            counts[i] += 1
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    began = time.monotonic()
-    stop_at[0] = began + seconds
-    start.wait()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - began
-    for client in executors:
-        client.close()
-    return sum(counts) / elapsed
+    types = [f"bench-{run}-{i}" for i in range(clients)]
+    executors = [make_executor(server, kind, kind) for kind in types]
+    return cycles.drive(executors, server.env["COLONIES_COLONY_NAME"], types, seconds, spec)
 
 
 def follow_latencies(server: Server, lines: int, poll: float, gap: float) -> list[float]:

@@ -142,3 +142,32 @@ def test_a_cancelled_process_cancels_the_scheduler_job(
     loop.wait_for("the scheduler job's end", lambda: scheduler.jobs() == [])
     assert scheduler.calls["cancel"] >= 1
     assert loop.state(pid) is ProcessState.CANCELLED
+
+
+def test_a_stopping_executor_leaves_a_quiet_job_running_at_once_and_the_next_adopts_it(
+    pollinator_executor: StartExecutor, tmp_path: Path
+) -> None:
+    go = threading.Event()
+
+    def program(ctl: FakeJob) -> None:
+        ctl.start()
+        ctl.write("working\n")
+        ctl.wait(go)  # quiet: prints nothing while the executor stops
+        ctl.write("done\n")
+        ctl.finish(0)
+
+    scheduler = FakeScheduler(tmp_path / "scheduler", program)
+    first = pollinator_executor(FakeBatchRuntime(scheduler))
+    pid = first.submit("train")
+    first.wait_for("the job's first line", lambda: first.output(pid) == "working\n")
+    started = time.monotonic()
+    first.executor.shutdown(0)
+    assert time.monotonic() - started < 5, "shutdown waited on a job it leaves running"
+    assert first.executor.left_running == 1
+    assert first.state(pid) is ProcessState.RUNNING
+    second = first.restart(FakeBatchRuntime(scheduler))
+    assert second.adopted == 1
+    go.set()
+    assert second.wait(pid).state is ProcessState.SUCCESS
+    assert output_lines(second, pid) == ["working\n", "done\n"]
+    assert len(scheduler.submissions) == 1

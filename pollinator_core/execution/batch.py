@@ -219,8 +219,7 @@ class BatchRuntime(Runtime):
         # files closed, so a fresh open sees the whole file (NFS: close-to-open): a short settle.
         for chunk in tailer.follow(ended, idle=True, max_interval=0.25, settle=0.2):
             yield from self._take_notices(handle)
-            if chunk:
-                yield chunk
+            yield chunk  # b"" while quiet: the loop gets control back (to stop following)
         yield from self._take_notices(handle)
 
     def cancel(self, handle: str, why: Termination) -> None:

@@ -15,7 +15,8 @@ The contract, which the executor loop relies on and the conformance suite in
   runtime's own notices as ``str`` lines (``pending: waiting for resources``), until the job
   has ended *and* everything it wrote has been yielded; ``offset`` skips that many bytes of
   output already forwarded (an executor adopting a job it followed before). Never ends early
-  on a dropped stream.
+  on a dropped stream. While the job is quiet it yields ``b""`` now and then (every second or
+  so), so the loop can stop following (an executor shutting down leaves detached jobs running).
 - **status** is cheap (a cached answer is fine; batch runtimes poll all jobs in one call) and,
   once the job ended, carries its :class:`~pollinator_core.execution.termination.Termination`.
   A job the runtime cannot see is never reported successful.

@@ -68,6 +68,8 @@ TAIL_LINES = 30
 MAX_MESSAGE = 64 * 1024
 #: assign refused this many times in a row for the key (403): the executor's record is gone
 DENIED_LIMIT = 3
+#: seconds shutdown waits for the threads of jobs it leaves running to stop following them
+LEAVE_WAIT = 10.0
 #: PostgreSQL refuses NUL in text, and the whole addlog with it: shown as this instead
 NUL_STAND_IN = "\u2400"
 T = TypeVar("T")
@@ -314,8 +316,13 @@ class Executor:
                 self.left_running += 1
             else:
                 self._halt(active, why, lost=False)
+        # Jobs left running stop being followed at their runtime's next yield; a runtime that
+        # does not yield while its job is quiet is not waited for beyond LEAVE_WAIT.
+        leave_by = time.monotonic() + LEAVE_WAIT
         with self._idle:
-            while self._threads:
+            while self._threads and not (
+                time.monotonic() > leave_by and all(a.leave for a in self._active.values())
+            ):
                 self._idle.wait(1.0)
         self._closed.set()
 

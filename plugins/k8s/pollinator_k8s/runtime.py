@@ -369,8 +369,7 @@ class K8sRuntime(BatchRuntime):
                 if skip and output:
                     cut = min(skip, len(output))
                     output, skip = output[cut:], skip - cut
-                if output:
-                    yield output
+                yield output  # b"" while quiet: the loop gets control back (to stop following)
                 if done:
                     yield from self._take_notices(handle)
                     return

@@ -187,7 +187,11 @@ def test_a_failing_job_exits_1_with_its_code_and_output(batch: Batch) -> None:
     assert "FAILED: exit code 3" in err
     status = batch.projects["failing"].cli("status", submitted_id(err)[:12]).stdout
     assert "last 1 lines of output:" in status and "about to fail" in status
-    assert '"reason": "exit", "exit_code": 3' in status
+    assert "exit code: 3\n" in status and "reason:    exit\n" in status
+    record = json.loads(
+        batch.projects["failing"].cli("status", "--json", submitted_id(err)[:12]).stdout
+    )
+    assert any('"reason": "exit", "exit_code": 3' in line for line in record["errors"])
 
 
 def test_a_memory_hog_is_out_of_memory(batch: Batch) -> None:

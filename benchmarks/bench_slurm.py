@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,13 +127,35 @@ def steady_state(
     }
 
 
+def paired(ours: Callable[[], float], bare: Callable[[], float]) -> tuple[float, float]:
+    """Time both at once. Slurm starts a batch job at its next scheduling pass (at most one per
+    ``batch_sched_delay``, 3 s by default), so a job's wait depends on when the last pass ran;
+    submitted together, the two jobs share one pass and the difference is what each side adds."""
+    times: dict[str, float] = {}
+    gate = threading.Barrier(2)
+
+    def timed(name: str, measure: Callable[[], float]) -> None:
+        gate.wait()
+        times[name] = measure()
+
+    threads = [
+        threading.Thread(target=timed, args=("ours", ours)),
+        threading.Thread(target=timed, args=("bare", bare)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return times["ours"], times["bare"]
+
+
 def first_line(settings: SlurmSettings, sif: str, root: Path, repeat: int) -> dict[str, Any]:
     ours, bare = [], []
     command = "echo first-line"
-    for _ in range(repeat):
+
+    def runtime_first_line() -> float:
         runtime = SlurmRuntime(settings)
         job = make_job(root, sif, command)
-        time.sleep(PAUSE)
         start = time.perf_counter()
         handle = runtime.submit(job)
         seen = None
@@ -141,9 +164,15 @@ def first_line(settings: SlurmSettings, sif: str, root: Path, repeat: int) -> di
                 seen = time.perf_counter() - start
         runtime.close()
         assert seen is not None, "no first line"
-        ours.append(seen)
+        return seen
+
+    for _ in range(repeat):
         time.sleep(PAUSE)
-        bare.append(bare_first_line(root, sif, command, settings))
+        mine, theirs = paired(
+            runtime_first_line, lambda: bare_first_line(root, sif, command, settings)
+        )
+        ours.append(mine)
+        bare.append(theirs)
     return {
         "runtime_median_s": round(statistics.median(ours), 2),
         "bare_sbatch_median_s": round(statistics.median(bare), 2),
@@ -176,9 +205,9 @@ def bare_first_line(root: Path, sif: str, command: str, settings: SlurmSettings)
 def end_to_end(settings: SlurmSettings, sif: str, root: Path, repeat: int) -> dict[str, Any]:
     ours, bare = [], []
     command = "echo hello world"
-    for _ in range(repeat):
+
+    def runtime_hello() -> float:
         runtime = SlurmRuntime(settings)
-        time.sleep(PAUSE)
         start = time.perf_counter()
         handle = runtime.submit(make_job(root, sif, command))
         for _ in runtime.logs(handle):
@@ -187,18 +216,26 @@ def end_to_end(settings: SlurmSettings, sif: str, root: Path, repeat: int) -> di
         while not status.finished:
             time.sleep(0.01)
             status = runtime.status(handle)
-        ours.append(time.perf_counter() - start)
+        took = time.perf_counter() - start
         runtime.close()
         assert status.termination is not None and status.termination.succeeded
+        return took
+
+    def bare_hello() -> float:
         script = bare_script(root, sif, command)
-        time.sleep(PAUSE)
         start = time.perf_counter()
         subprocess.run(
             ["sbatch", "--wait", "--parsable", f"--partition={settings.partition}",
              f"--output={script.with_suffix('.out')}", "--mem=64M", "--time=5", str(script)],
             check=True, capture_output=True,
         )  # fmt: skip
-        bare.append(time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    for _ in range(repeat):
+        time.sleep(PAUSE)
+        mine, theirs = paired(runtime_hello, bare_hello)
+        ours.append(mine)
+        bare.append(theirs)
     overhead = statistics.median(ours) - statistics.median(bare)
     return {
         "runtime_median_s": round(statistics.median(ours), 2),

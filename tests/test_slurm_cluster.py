@@ -39,7 +39,20 @@ SLURM_JOB = re.compile(r"submitted as Slurm job (\d+)")
 SECRETS = {
     "AWS_S3_SECRETKEY": "s3-secret-" + uuid.uuid4().hex,
     "AWS_SECRET_ACCESS_KEY": "aws-secret-" + uuid.uuid4().hex,
+    "SITE_API_TOKEN": "site-token-" + uuid.uuid4().hex,  # not Pollinator's, kept out all the same
+    "APPTAINER_DOCKER_PASSWORD": "registry-password-" + uuid.uuid4().hex,
 }
+
+
+def batch_environment(cluster: SlurmCluster, job_id: str) -> dict[str, str]:
+    """The environment slurmctld keeps for a live batch job (what its batch shell starts with),
+    read from its StateSaveLocation."""
+    conf = cluster.slurm_conf.read_text()
+    state = Path(re.findall(r"^StateSaveLocation=(\S+)", conf, re.MULTILINE)[-1])
+    [saved] = state.glob(f"hash.*/job.{job_id}/environment")
+    # A count (4 bytes) then NUL-terminated NAME=value strings.
+    entries = saved.read_bytes()[4:].split(b"\0")
+    return dict(e.decode().split("=", 1) for e in entries if b"=" in e)
 
 
 def colonies_env(sim: SimColony, store: Path) -> dict[str, str]:
@@ -499,6 +512,11 @@ def test_a_colonies_executor_runs_the_example_and_adopts_its_job_after_sigkill(
     written = list((tmp_path / "fs").rglob(".pollinator-slurm/*"))
     assert {p.name for p in written} >= {"job.sh", "task.sh", "container.sh", "env.sh", "cmd.sh"}
     assert scan_for_secrets(tmp_path / "fs", secrets) == []
+    # The batch shell's environment: what it needs to find srun and Apptainer, nothing else.
+    [job_id] = SLURM_JOB.findall("".join(run.out))
+    batch = batch_environment(slurm_cluster, job_id)
+    assert "PATH" in batch and not [s for s in secrets if s in "\n".join(batch.values())]
+    assert not [k for k in batch if k.startswith(("COLONIES_", "AWS_", "POLLINATOR_", "SITE_"))]
     daemon.proc.send_signal(signal.SIGKILL)
     daemon.finish()
     # The job ends while no executor watches it; the next one closes it with its outcome.

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pollinator_slurm import images, nodelist, script, states
+from pollinator_slurm import commands, images, nodelist, script, states
 from pollinator_slurm.plugin import render
 from pollinator_slurm.settings import SECTION, SlurmSettings, check_option
 
@@ -210,6 +210,41 @@ def test_executor_secrets_never_reach_a_file(monkeypatch: pytest.MonkeyPatch) ->
     everything = "\n".join(rendered.values())
     assert not [v for v in secrets.values() if v in everything]
     assert "COLONIES_PROCESS_ID" in rendered["env.sh"]
+
+
+def test_the_batch_shell_gets_only_what_finds_srun_and_apptainer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """sbatch's environment is the batch job's (--export=ALL): an allowlist of the executor's,
+    never a key, a token or a variable that steers Slurm; the other commands keep the rest."""
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    kept = {
+        "PATH": "/opt/apptainer/bin:/usr/bin:/bin",
+        "HOME": "/home/u",
+        "LC_ALL": "C.UTF-8",
+        "SLURM_CONF": "/etc/slurm/slurm.conf",
+        "MODULEPATH": "/etc/modules",
+        "APPTAINER_CACHEDIR": "/scratch/cache",
+    }
+    dropped = {
+        "COLONIES_PRVKEY": "k",
+        "AWS_S3_SECRETKEY": "s",
+        "SITE_API_TOKEN": "t",
+        "APPTAINER_DOCKER_PASSWORD": "p",
+        "SINGULARITY_AUTH_TOKEN": "a",
+        "SBATCH_PARTITION": "other",
+        "SLURM_JOB_ID": "12",
+        "PYTHONPATH": "/somewhere",
+    }
+    for name, value in {**kept, **dropped}.items():
+        monkeypatch.setenv(name, value)
+    assert commands.command_env("sbatch") == kept
+    others = commands.command_env("squeue")
+    assert others["PYTHONPATH"] == "/somewhere" and others["SLURM_TIME_FORMAT"] == "standard"
+    assert not {"COLONIES_PRVKEY", "AWS_S3_SECRETKEY", "SBATCH_PARTITION", "SLURM_JOB_ID"} & set(
+        others
+    )
 
 
 def test_time_limit_leaves_the_walltime_to_the_wrapper() -> None:

@@ -7,6 +7,12 @@ behind our back: ``SBATCH_*``/``SQUEUE_*``/``SACCT_*`` input variables (they ove
 options Pollinator writes), ``SLURM_*`` except ``SLURM_CONF`` (an executor started inside a job
 would otherwise pass that job's allocation on), and the executor's private variables (keys,
 S3 credentials). Times are asked for in Slurm's standard format.
+
+sbatch gets less: its environment becomes the batch job's (``--export=ALL``), so it is only
+what the batch shell needs to find and run ``srun`` and the container tool (:data:`BATCH_NAMES`,
+:data:`BATCH_PREFIXES`). ``--export=NONE`` would keep the executor's environment out too, but
+Slurm then holds every batch launch back after the allocation (0.2 to 1.2 s, median 1.2 s on
+Slurm 22.05, ``NIL`` alike); the job's own environment is ``env.sh`` in any case.
 """
 
 from __future__ import annotations
@@ -49,10 +55,28 @@ class SlurmRefused(PollinatorError):
         super().__init__(f"{command}: {message}")
 
 
-def command_env() -> dict[str, str]:
+#: what the batch shell keeps of the executor's environment: where programs and libraries are,
+#: who and where it is, the locale, Slurm's configuration, the module system and Apptainer
+BATCH_NAMES = frozenset(
+    {"PATH", "LD_LIBRARY_PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+     "SLURM_CONF", "MODULEPATH", "MODULESHOME"}
+)  # fmt: skip
+BATCH_PREFIXES = ("LC_", "LMOD_", "APPTAINER_", "SINGULARITY_")
+#: never passed on, whatever the name's prefix (an Apptainer registry password, say)
+_SECRET_WORDS = re.compile(r"PASS|TOKEN|SECRET|KEY|AUTH|CRED", re.IGNORECASE)
+
+
+def command_env(command: str = "") -> dict[str, str]:
+    """The environment ``command`` runs with; sbatch's is the batch job's."""
     env = {
         k: v for k, v in scrubbed(os.environ).items() if not k.startswith(_STEERING) or k in _KEEP
     }
+    if command == "sbatch":
+        return {
+            k: v
+            for k, v in env.items()
+            if (k in BATCH_NAMES or k.startswith(BATCH_PREFIXES)) and not _SECRET_WORDS.search(k)
+        }
     env["SLURM_TIME_FORMAT"] = "standard"
     return env
 
@@ -72,7 +96,7 @@ class SlurmCommands:
                 capture_output=True,
                 text=True,
                 errors="replace",
-                env=command_env(),
+                env=command_env(argv[0]),
                 timeout=self.timeout,
                 check=False,
                 stdin=subprocess.DEVNULL,

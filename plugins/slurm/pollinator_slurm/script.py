@@ -139,7 +139,7 @@ def sbatch_options(job: Job, settings: SlurmSettings, files: JobFiles) -> list[s
         f"--output={_path(files.output)}",
         f"--error={_path(files.messages)}",
         "--open-mode=append",
-        "--export=NONE",
+        "--export=ALL",  # of the environment sbatch runs with: see commands.command_env
         "--requeue" if settings.requeue else "--no-requeue",
         f"--signal=B:{STOP_SIGNAL}@{signal_lead(settings.grace)}",
         f"--nodes={job.nodes}",

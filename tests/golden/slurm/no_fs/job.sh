@@ -5,7 +5,7 @@
 #SBATCH --output="/shared/jobs/pln-a8ae6e6ee929abea/output.log"
 #SBATCH --error="/shared/jobs/pln-a8ae6e6ee929abea/slurm.log"
 #SBATCH --open-mode="append"
-#SBATCH --export="NONE"
+#SBATCH --export="ALL"
 #SBATCH --no-requeue
 #SBATCH --signal="B:USR2@60"
 #SBATCH --nodes="1"

@@ -5,7 +5,7 @@
 #SBATCH --output="/shared/fs/p/a1/.pollinator-slurm/output.log"
 #SBATCH --error="/shared/fs/p/a1/.pollinator-slurm/slurm.log"
 #SBATCH --open-mode="append"
-#SBATCH --export="NONE"
+#SBATCH --export="ALL"
 #SBATCH --no-requeue
 #SBATCH --signal="B:USR2@60"
 #SBATCH --nodes="1"

@@ -83,6 +83,8 @@ class SpoolRuntime(BatchRuntime):
         super().__init__(polling)
         self.root = root
         self.heartbeat_timeout = heartbeat_timeout
+        #: job name -> its path rewriter, whose links are removed with the job
+        self._rewriters: dict[str, PathRewriter] = {}
 
     def describe(self) -> str:
         return f"the spool at {self.root}"
@@ -94,6 +96,7 @@ class SpoolRuntime(BatchRuntime):
 
     def _submit(self, job: Job) -> str:
         self._live()  # an unserved spool would only collect jobs: that is an outage
+        self._link(job)
         where = self._dir(job.name)
         where.mkdir(parents=True, exist_ok=True)
         for name, text in job_files(job).items():
@@ -132,15 +135,28 @@ class SpoolRuntime(BatchRuntime):
             os.replace(tmp, where / "cancel")
 
     def _lookup(self, job: Job) -> str | None:
-        return job.name if (self._dir(job.name) / "job.json").exists() else None
+        if not (self._dir(job.name) / "job.json").exists():
+            return None
+        self._link(job)  # a job taken back keeps its links, even after a reboot emptied /tmp
+        return job.name
 
     def _output(self, job: Job) -> Path:
         return self._dir(job.name) / "output.log"
 
     def cleanup(self, handle: str) -> None:
         super().cleanup(handle)
+        rewrite = self._rewriters.pop(handle, None)
+        if rewrite is not None:
+            rewrite.remove_links()
         (self.root / "queue" / handle).unlink(missing_ok=True)
         shutil.rmtree(self._dir(handle), ignore_errors=True)
+
+    def _link(self, job: Job) -> None:
+        """The links job_files names for host directories a shell would misread (a space, `;`):
+        made before the daemon can start the job."""
+        rewrite = PathRewriter(job.mounts)
+        rewrite.make_links()
+        self._rewriters[job.name] = rewrite
 
     # --- the daemon -------------------------------------------------------------------------
 

@@ -78,10 +78,10 @@ class Executors:
         self.log = tmp_path / "executor.log"
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, fs_dir: str = "executor") -> subprocess.Popen[bytes]:
         argv = [POLLINATOR, "executor", "start", "--type", "spool", "--name", "spool-executor"]
         argv += ["-s", f"dir={self.spool.root}", "--storage", f"file://{self.storage}"]
-        argv += ["--fs-dir", str(self.tmp_path / "executor")]
+        argv += ["--fs-dir", str(self.tmp_path / fs_dir)]
         with open(self.log, "ab") as out:
             process = subprocess.Popen(
                 argv,
@@ -114,8 +114,13 @@ def executors(pollinator_sim: SimColony, spool: Spool, tmp_path: Path) -> Iterat
             started.stop(process)
 
 
-def test_the_generated_example_runs_on_the_spool(executors: Executors, demo: Path) -> None:
-    executors.start()
+@pytest.mark.parametrize("fs_dir", ["executor", "exec dir;echo INJECTED $HOME ü"])
+def test_the_generated_example_runs_on_the_spool(
+    executors: Executors, demo: Path, fs_dir: str
+) -> None:
+    """Also from an executor directory a shell would split and interpret: the job reaches it
+    through a link, and nothing of its name runs."""
+    executors.start(fs_dir)
     user_env = executors.user_env()
     done = pollinator("run", "--backend", "colonies", "--follow", cwd=demo, env=user_env)
     assert done.returncode == 0, done.stdout + done.stderr + executors.log.read_text()
@@ -123,6 +128,7 @@ def test_the_generated_example_runs_on_the_spool(executors: Executors, demo: Pat
     assert "succeeded" in done.stderr
     result = demo / "cfs" / "result" / "latest" / "result.txt"
     assert result.read_text().startswith("Hello world! (from ")
+    assert "INJECTED" not in done.stdout
 
 
 def test_a_restarted_executor_takes_its_running_job_back(executors: Executors, demo: Path) -> None:

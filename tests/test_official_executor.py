@@ -14,6 +14,7 @@ Go Pollinator's specs on our executor, is in tests/test_real_server.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from docker import errors as docker_errors
 from infra.components import CI_DIR, ColoniesServer, DockerEngine, S3Server, component_missing
 from test_real_server import FAILED, SUCCESS, Site, set_yaml, wait_until
 from test_run_local import LocalProject, Output, submitted_id
@@ -85,6 +87,15 @@ def image(
         assert '"error"' not in pushed, pushed
         yield f"{repository}:bookworm"
     finally:
+        # The official executor leaves its containers behind: remove those made from this
+        # registry's tag (by the name they were made with: the image id is the base image's,
+        # which other tests' containers share), then the tag.
+        tag = f"127.0.0.1:{port}/pollinator-python:bookworm"
+        for container in docker_engine.client.containers.list(all=True):
+            if container.attrs["Config"]["Image"] == tag:
+                container.remove(force=True)
+        with contextlib.suppress(docker_errors.ImageNotFound):
+            docker_engine.client.images.remove(tag)
         registry.send_signal(signal.SIGTERM)
         registry.wait(timeout=30)
         log.close()

@@ -28,23 +28,12 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalPro
     made.cli("executor", "stop")
 
 
-def shown(project: LocalProject, **env: str) -> dict[str, str]:
-    project.env.update(env)
-    try:
-        done = project.cli(*project.run_args())
-    finally:
-        for name in env:
-            del project.env[name]
-    assert done.returncode == 0, done.stderr
-    return dict(line.split(" ", 1) for line in done.stdout.splitlines())
-
-
 def test_each_run_gets_the_environment_of_the_command_that_submitted_it(
     project: LocalProject,
 ) -> None:
     secrets = {"COLONIES_PRVKEY": "0" * 64, "AWS_S3_SECRETKEY": "s3cret"}
-    first = shown(project, MY_TOKEN="first", ONLY_FIRST="yes", **secrets)
-    second = shown(project, MY_TOKEN="second")  # the agent the first run started still runs
+    first = project.run_pairs(MY_TOKEN="first", ONLY_FIRST="yes", **secrets)
+    second = project.run_pairs(MY_TOKEN="second")  # the agent the first run started still runs
     if project.runtime == "process":
         assert (first["MY_TOKEN"], first["ONLY_FIRST"]) == ("first", "yes")
         assert (second["MY_TOKEN"], second["ONLY_FIRST"]) == ("second", "-")

@@ -100,6 +100,19 @@ class LocalProject:
     def run_args(self, *extra: str) -> list[str]:
         return ["run", "--follow", "--runtime", self.runtime, *extra]
 
+    def run_pairs(self, **env: str) -> dict[str, str]:
+        """Run once with ``env`` added to this command's environment only; the job prints
+        ``NAME value`` lines, returned as a dict."""
+        self.env.update(env)
+        try:
+            done = self.cli(*self.run_args())
+        finally:
+            for name in env:
+                del self.env[name]
+        assert done.returncode == 0, done.stderr
+        submitted_id(done.stderr)
+        return dict(line.split(" ", 1) for line in done.stdout.splitlines())
+
 
 @pytest.fixture(params=RUNTIMES)
 def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalProject]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pollinator_local_docker.process_runtime import ProcessRuntime
 from sim_fixtures import SimColony, sim_colony, simulator  # noqa: F401  (pytest fixtures)
-from test_run_local import LocalProject, submitted_id
+from test_run_local import LocalProject
 
 from pollinator_core.colonies.client import ColoniesClient
 from pollinator_core.colonies.config import ClientConfig
@@ -50,28 +50,16 @@ def project(tmp_path: Path) -> Iterator[LocalProject]:
     made.cli("executor", "stop")
 
 
-def staged(project: LocalProject, **env: str) -> dict[str, str]:
-    project.env.update(env)
-    try:
-        done = project.cli(*project.run_args())
-    finally:
-        for name in env:
-            del project.env[name]
-    assert done.returncode == 0, done.stderr
-    submitted_id(done.stderr)
-    return dict(line.split(" ", 1) for line in done.stdout.splitlines())
-
-
 def test_an_unchanged_rerun_links_the_bytes_the_executor_staged_before(
     project: LocalProject,
 ) -> None:
-    first = staged(project)
-    again = staged(project, TAMPER="1" if os.geteuid() == 0 else "")
+    first = project.run_pairs()
+    again = project.run_pairs(TAMPER="1" if os.geteuid() == 0 else "")
     assert again["inode"] == first["inode"]  # the same bytes, not a second copy
     assert again["says"] == "Hello world!"
     if os.geteuid() == 0:
         # A job changed its staged copy in place: the executor notices and stages afresh.
-        third = staged(project)
+        third = project.run_pairs()
         assert third["says"] == "Hello world!"
         assert third["inode"] != first["inode"]
 
